@@ -1,0 +1,24 @@
+# Paper Sec. 4 training details: bootstrapping 50k (Adam 1e-4), D-ULD 100k
+# with re-clustering every 5000, proxy task 50k (5e-5, descriptor head
+# frozen), D-ULD++ 100k (5e-4, descriptor head and VAE decoder frozen).
+stages = [
+    dict(name='bootstrap', iters=50000, lr=1e-4, frozen=['pose_vae']),
+    dict(name='duld', iters=100000, lr=1e-4, frozen=['pose_vae']),
+    dict(name='proxy', iters=50000, lr=5e-5, frozen=['descriptor_head']),
+    dict(
+        name='dldpp',
+        iters=100000,
+        lr=5e-4,
+        frozen=['descriptor_head', 'pose_vae.decoder']),
+]
+cluster_interval = 5000
+
+train_cfg = dict(
+    type='IterBasedTrainLoop',
+    max_iters=sum(s['iters'] for s in stages),
+    val_interval=10**9)
+test_cfg = dict()
+optim_wrapper = dict(
+    optimizer=dict(type='Adam', lr=1e-4, betas=(0.9, 0.999)),
+    clip_grad=dict(max_norm=10.0))
+param_scheduler = []

@@ -1,0 +1,1 @@
+# Copyright (c) mmuld contributors. All rights reserved.

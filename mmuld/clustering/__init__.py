@@ -1,0 +1,10 @@
+# Copyright (c) mmuld contributors. All rights reserved.
+from .exemplar import exemplar_assignment
+from .kmeans import (KMeansResult, assign_to_centroids, kmeans,
+                     kmeans_plusplus)
+from .two_stage import TwoStageResult, two_stage_clustering
+
+__all__ = [
+    'KMeansResult', 'kmeans', 'kmeans_plusplus', 'assign_to_centroids',
+    'exemplar_assignment', 'TwoStageResult', 'two_stage_clustering'
+]

@@ -1,0 +1,37 @@
+# Copyright (c) mmuld contributors. All rights reserved.
+import math
+from typing import Optional
+
+from mmengine.hooks import Hook
+from mmengine.runner import Runner
+
+from mmuld.registry import HOOKS
+
+
+@HOOKS.register_module()
+class NaNLossHook(Hook):
+    """Stop training at the first non-finite loss, naming the iteration.
+
+    The checkpoints written so far stay untouched, so the run can be resumed
+    from the last one (with a lower learning rate, say).
+    """
+
+    priority = 'HIGHEST'
+
+    def after_train_iter(self,
+                         runner: Runner,
+                         batch_idx: int,
+                         data_batch: Optional[dict] = None,
+                         outputs: Optional[dict] = None) -> None:
+        if not outputs:
+            return
+        bad = {
+            k: float(v)
+            for k, v in outputs.items()
+            if k.startswith('loss') and not math.isfinite(float(v))
+        }
+        if bad:
+            raise FloatingPointError(
+                f'non-finite loss at iteration {runner.iter + 1}: {bad}. '
+                'Training stopped; resume from the last checkpoint in '
+                f'{runner.work_dir} (e.g. with a lower learning rate).')

@@ -1,0 +1,122 @@
+# Copyright (c) mmuld contributors. All rights reserved.
+"""Storage of the pseudo-labels of the training set.
+
+A :class:`PseudoLabelBank` is what a clustering round produces (D-ULD
+Sec. 3.2 and the two-stage clustering of D-ULD++ Sec. 3.3.2) and what the
+self-training losses read: for every training image (indexed by the
+dataset's ``sample_idx``) up to K keypoints with their landmark id, the
+global cluster label r in [0, Q*K), the latent pose code phi and its pose
+cluster u. Keypoints are (x, y) in input pixels of the model.
+"""
+from dataclasses import dataclass, fields
+from typing import Dict, Optional, Sequence
+
+import numpy as np
+import torch
+from torch import Tensor
+
+
+@dataclass
+class PseudoLabelBank:
+    """Pseudo-labels of one clustering round.
+
+    Attributes:
+        keypoints (Tensor): (N, K, 2) keypoints in input pixels; slot k is
+            discovered landmark k.
+        valid (Tensor): (N, K) bool, False where cluster k has no exemplar.
+        labels (Tensor): (N, K) int64 global cluster label r (= u * K + k
+            with two-stage clustering, = k otherwise); -1 where invalid.
+        pose_labels (Tensor): (N,) int64 pose cluster u_j (0 without
+            two-stage clustering).
+        codes (Tensor, optional): (N, Dz) latent pose codes phi_j.
+        round (int): Index of the clustering round that produced it.
+        iteration (int): Training iteration at which it was produced.
+    """
+
+    keypoints: Tensor
+    valid: Tensor
+    labels: Tensor
+    pose_labels: Tensor
+    codes: Optional[Tensor] = None
+    round: int = 0
+    iteration: int = 0
+
+    def __post_init__(self) -> None:
+        n, k = self.valid.shape
+        if self.keypoints.shape != (n, k, 2):
+            raise ValueError('keypoints must be (N, K, 2) with N, K of '
+                             f'valid {tuple(self.valid.shape)}, got '
+                             f'{tuple(self.keypoints.shape)}')
+        if self.labels.shape != (n, k) or self.pose_labels.shape != (n, ):
+            raise ValueError('labels must be (N, K) and pose_labels (N,)')
+
+    @property
+    def num_images(self) -> int:
+        return self.valid.shape[0]
+
+    @property
+    def num_landmarks(self) -> int:
+        return self.valid.shape[1]
+
+    def lookup(self, sample_idx: Sequence[int],
+               device: torch.device) -> Dict[str, Tensor]:
+        """Gather the pseudo-labels of a batch.
+
+        Args:
+            sample_idx (Sequence[int]): Dataset indices of the batch.
+            device (torch.device): Device of the returned tensors.
+
+        Returns:
+            dict: ``keypoints`` (B, K, 2), ``valid`` (B, K), ``labels``
+            (B, K), ``pose_labels`` (B,) and ``codes`` (B, Dz) if known.
+        """
+        idx = torch.as_tensor(list(sample_idx), dtype=torch.long)
+        if idx.numel() and (idx.min() < 0 or idx.max() >= self.num_images):
+            raise IndexError(
+                f'sample_idx {idx.tolist()} outside the pseudo-label bank '
+                f'of {self.num_images} images: the training set changed '
+                'since the last clustering round')
+        out = dict(
+            keypoints=self.keypoints[idx].to(device),
+            valid=self.valid[idx].to(device),
+            labels=self.labels[idx].to(device),
+            pose_labels=self.pose_labels[idx].to(device))
+        if self.codes is not None:
+            out['codes'] = self.codes[idx].to(device)
+        return out
+
+    def state_dict(self) -> dict:
+        """Plain dict of CPU tensors and ints (checkpoint friendly)."""
+        out = {}
+        for f in fields(self):
+            v = getattr(self, f.name)
+            out[f.name] = v.detach().cpu() if isinstance(v, Tensor) else v
+        return out
+
+    @classmethod
+    def from_state_dict(cls, state: dict) -> 'PseudoLabelBank':
+        """Rebuild a bank from :meth:`state_dict` output or an npz file."""
+        kwargs = {}
+        for f in fields(cls):
+            if f.name not in state or state[f.name] is None:
+                continue
+            v = state[f.name]
+            if isinstance(v, np.ndarray):
+                v = torch.from_numpy(v) if v.ndim else v.item()
+            kwargs[f.name] = v
+        kwargs['valid'] = kwargs['valid'].bool()
+        return cls(**kwargs)
+
+    def save(self, path: str) -> None:
+        """Save as a compressed ``.npz`` file."""
+        arrays = {
+            k: (v.numpy() if isinstance(v, Tensor) else np.asarray(v))
+            for k, v in self.state_dict().items() if v is not None
+        }
+        np.savez_compressed(path, **arrays)
+
+    @classmethod
+    def load(cls, path: str) -> 'PseudoLabelBank':
+        """Load a bank written by :meth:`save`."""
+        with np.load(path) as data:
+            return cls.from_state_dict({k: data[k] for k in data.files})

@@ -1,0 +1,6 @@
+# Copyright (c) mmuld contributors. All rights reserved.
+from .backbones import *  # noqa: F401,F403
+from .heads import *  # noqa: F401,F403
+from .losses import *  # noqa: F401,F403
+from .necks import *  # noqa: F401,F403
+from .pose_estimators import *  # noqa: F401,F403

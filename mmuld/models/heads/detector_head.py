@@ -1,0 +1,98 @@
+# Copyright (c) mmuld contributors. All rights reserved.
+from typing import Optional
+
+from mmcv.cnn import build_conv_layer
+from torch import Tensor
+
+from mmuld.registry import MODELS
+from ..utils.conv_stack import build_conv_stack
+from .base_uld_head import BaseULDDenseHead, Features
+
+
+@MODELS.register_module()
+class ULDDetectorHead(BaseULDDenseHead):
+    """Landmark detector head Psi_d of D-ULD / D-ULD++ (paper Sec. 3.2).
+
+    A few ``conv3x3-norm-act`` layers followed by a 1x1 conv that predicts a
+    single-channel keypoint heatmap **logit** map ``H`` at the resolution of
+    the input features. The sigmoid of the logits is the keypoint
+    confidence; keypoints are extracted from it with
+    :func:`mmuld.models.utils.heatmap_nms`. Losses and keypoint decoding are
+    done by the pose estimator (bootstrapping: :class:`BootstrapLoss`,
+    self-training: :class:`HeatmapMSELoss`).
+
+    Args:
+        in_channels (int): Channels of the input feature map.
+        feat_channels (int): Channels of the intermediate convs.
+            Defaults to 128.
+        num_convs (int): Number of intermediate convs. Defaults to 2.
+        norm_cfg (dict, optional): Norm layer config. Defaults to
+            ``dict(type='BN')``.
+        act_cfg (dict, optional): Activation config. Defaults to ReLU.
+        init_bias (float): Initial bias of the output conv; a negative value
+            starts from a low keypoint prior. Defaults to -2.0.
+        input_index (int): Feature map index when given a tuple.
+            Defaults to -1.
+        init_cfg (dict | list[dict], optional): Initialisation config.
+            Defaults to :meth:`get_default_init_cfg` with ``init_bias``.
+    """
+
+    def __init__(self,
+                 in_channels: int,
+                 feat_channels: int = 128,
+                 num_convs: int = 2,
+                 norm_cfg: Optional[dict] = dict(type='BN'),
+                 act_cfg: Optional[dict] = dict(type='ReLU'),
+                 init_bias: float = -2.0,
+                 input_index: int = -1,
+                 init_cfg: Optional[dict] = None):
+        if init_cfg is None:
+            init_cfg = self.get_default_init_cfg(init_bias)
+        super().__init__(in_channels, input_index, init_cfg)
+        self.feat_channels = feat_channels
+        self.num_convs = num_convs
+        self.init_bias = init_bias
+        self.conv_layers = build_conv_stack(
+            in_channels,
+            feat_channels,
+            num_convs,
+            norm_cfg=norm_cfg,
+            act_cfg=act_cfg)
+        last = feat_channels if num_convs > 0 else in_channels
+        self.final_layer = build_conv_layer(
+            dict(type='Conv2d'), last, 1, kernel_size=1)
+
+    @staticmethod
+    def get_default_init_cfg(init_bias: float = -2.0) -> list:
+        """Kaiming convs, unit norms, small output conv with a bias prior.
+
+        Args:
+            init_bias (float): Bias of the output conv.
+
+        Returns:
+            list[dict]: The init config.
+        """
+        return [
+            dict(
+                type='Kaiming',
+                layer='Conv2d',
+                nonlinearity='relu',
+                override=dict(
+                    type='Normal',
+                    name='final_layer',
+                    std=0.01,
+                    bias=init_bias)),
+            dict(type='Constant', layer=['BatchNorm2d', 'GroupNorm'], val=1)
+        ]
+
+    def forward(self, feats: Features) -> Tensor:
+        """Predict heatmap logits.
+
+        Args:
+            feats (Tensor | tuple[Tensor]): Feature map(s) ``(B, C, h, w)``.
+
+        Returns:
+            Tensor: Heatmap logits ``(B, 1, h, w)``.
+        """
+        x = self._transform_inputs(feats)
+        return self.final_layer(self.conv_layers(x))

@@ -1,0 +1,219 @@
+# Copyright (c) mmuld contributors. All rights reserved.
+"""SiLK-style self-supervised bootstrapping loss (paper Sec. 3.2)."""
+from typing import Dict, Optional, Tuple
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from mmuld.registry import MODELS
+from ..utils.affine import invert_affine, transform_points
+from ..utils.keypoint_ops import input_to_map_coords, map_to_input_coords
+
+
+def dense_correspondences(height: int, width: int, matrices: Tensor,
+                          stride: float) -> Tuple[Tensor, Tensor, Tensor]:
+    """Map every cell of an ``(h, w)`` map of image A into image B.
+
+    Cell ``(u, v)`` of A (flat index ``v * w + u``) has its centre at input
+    pixel ``(u + 0.5) * stride - 0.5``; it is mapped with ``matrices`` (A
+    input pixels -> B input pixels) and converted back to B map
+    coordinates. The correspondence is the nearest B cell; it is valid when
+    that cell lies inside the map.
+
+    Args:
+        height (int): Map height h.
+        width (int): Map width w.
+        matrices (Tensor): ``(B, 2, 3)`` A -> B input-pixel affine matrices.
+        stride (float): Map stride w.r.t. the input.
+
+    Returns:
+        tuple:
+        - target (Tensor): ``(B, h*w)`` long flat index of the nearest B
+          cell (clamped into the map for invalid ones).
+        - valid (Tensor): ``(B, h*w)`` bool, correspondence inside B.
+        - coords (Tensor): ``(B, h*w, 2)`` exact mapped B map coordinates.
+    """
+    dtype = matrices.dtype if matrices.is_floating_point() else torch.float32
+    device = matrices.device
+    ys, xs = torch.meshgrid(
+        torch.arange(height, device=device, dtype=dtype),
+        torch.arange(width, device=device, dtype=dtype),
+        indexing='ij')
+    grid = torch.stack([xs.flatten(), ys.flatten()], dim=-1)
+    grid = grid[None].expand(matrices.shape[0], -1, -1)
+    pts_b = transform_points(map_to_input_coords(grid, stride), matrices)
+    coords = input_to_map_coords(pts_b, stride)
+    r = torch.round(coords)
+    valid = (r[..., 0] >= 0) & (r[..., 0] <= width - 1) & \
+        (r[..., 1] >= 0) & (r[..., 1] <= height - 1)
+    rx = r[..., 0].clamp(0, width - 1).long()
+    ry = r[..., 1].clamp(0, height - 1).long()
+    return ry * width + rx, valid, coords
+
+
+def _gather_rows(x: Tensor, idx: Tensor) -> Tensor:
+    """``x (B, N, D)``, ``idx (B, Q)`` -> ``(B, Q, D)``."""
+    return x.gather(1, idx[..., None].expand(-1, -1, x.shape[-1]))
+
+
+def _flat_to_xy(idx: Tensor, width: int, dtype) -> Tensor:
+    return torch.stack([(idx % width), torch.div(
+        idx, width, rounding_mode='floor')], dim=-1).to(dtype)
+
+
+@MODELS.register_module()
+class BootstrapLoss(nn.Module):
+    """SiLK-style keypoint + descriptor loss for the bootstrapping stage.
+
+    Given detector logits and descriptor maps of a batch of images A and of
+    their augmented copies B (known affine ``matrices`` A -> B, see
+    :func:`mmuld.models.utils.random_affine_pair`), for each direction
+    (A -> B with ``matrices`` and B -> A with their inverse):
+
+    * query cells ``i`` of the source map (all cells, or a random subset of
+      ``max_queries``) are mapped to their nearest target cell ``t(i)``
+      (:func:`dense_correspondences`);
+    * **descriptor loss** (NLL / InfoNCE): ``-log softmax_j(<f_i, g_j> /
+      temperature)[t(i)]`` over all target cells ``j``, averaged over the
+      queries whose correspondence is inside the target image. Following
+      SiLK's symmetric (double-softmax) formulation, the same pairs are also
+      scored the other way round (``g_{t(i)}`` against all source cells,
+      true index ``i``), and the two NLLs are averaged;
+    * **keypoint loss** (BCE with logits on the source detector map): query
+      ``i`` is a positive when its descriptor survives the round trip:
+      its nearest neighbour ``j*`` in the target lies within
+      ``match_tolerance`` map cells of the true (unrounded) mapped position
+      and the nearest neighbour of ``g_{j*}`` back in the source lies within
+      ``match_tolerance`` of ``i`` (mutual nearest neighbour). All other
+      queries (including those mapped outside the target) are negatives.
+
+    The final losses average the two directions. Descriptors are expected to
+    be L2-normalised (as output by :class:`ULDDescriptorHead`).
+
+    Args:
+        temperature (float): Softmax temperature. Defaults to 0.1.
+        match_tolerance (float): Tolerance in map cells of a correct
+            match. Defaults to 1.0.
+        max_queries (int, optional): Random subset of query cells per
+            direction (the similarity matrix is ``(B, Q, h*w)``). ``None``
+            uses all cells. Defaults to 1024.
+        desc_weight (float): Weight of the descriptor loss. Defaults to 1.0.
+        kpt_weight (float): Weight of the keypoint loss. Defaults to 1.0.
+        loss_weight (float): Global weight. Defaults to 1.0.
+    """
+
+    def __init__(self,
+                 temperature: float = 0.1,
+                 match_tolerance: float = 1.0,
+                 max_queries: Optional[int] = 1024,
+                 desc_weight: float = 1.0,
+                 kpt_weight: float = 1.0,
+                 loss_weight: float = 1.0):
+        super().__init__()
+        if temperature <= 0:
+            raise ValueError(f'temperature must be > 0, got {temperature}')
+        if match_tolerance < 0:
+            raise ValueError(
+                f'match_tolerance must be >= 0, got {match_tolerance}')
+        if max_queries is not None and max_queries < 1:
+            raise ValueError(f'max_queries must be >= 1, got {max_queries}')
+        self.temperature = temperature
+        self.match_tolerance = match_tolerance
+        self.max_queries = max_queries
+        self.desc_weight = desc_weight
+        self.kpt_weight = kpt_weight
+        self.loss_weight = loss_weight
+
+    def _direction(self, logits_x: Tensor, desc_x: Tensor, desc_y: Tensor,
+                   matrices: Tensor,
+                   stride: float) -> Tuple[Tensor, Tensor, Tensor]:
+        """One direction x -> y.
+
+        Returns:
+            tuple: per-query NLL ``(B, Q)``, valid mask ``(B, Q)`` and
+            per-query BCE ``(B, Q)``.
+        """
+        B, D, h, w = desc_x.shape
+        hw = h * w
+        fx = desc_x.flatten(2).transpose(1, 2)  # (B, hw, D)
+        fy = desc_y.flatten(2).transpose(1, 2)
+        target, valid, coords = dense_correspondences(h, w, matrices, stride)
+        if self.max_queries is not None and hw > self.max_queries:
+            q = torch.randperm(hw, device=fx.device)[:self.max_queries]
+        else:
+            q = torch.arange(hw, device=fx.device)
+        q = q[None].expand(B, -1)
+        t, v = target.gather(1, q), valid.gather(1, q)
+        fq = _gather_rows(fx, q)  # (B, Q, D)
+        ft = _gather_rows(fy, t)  # (B, Q, D)
+        sim_xy = fq @ fy.transpose(1, 2) / self.temperature  # (B, Q, hw)
+        sim_yx = ft @ fx.transpose(1, 2) / self.temperature  # (B, Q, hw)
+        nll_xy = -sim_xy.log_softmax(-1).gather(2, t[..., None])[..., 0]
+        nll_yx = -sim_yx.log_softmax(-1).gather(2, q[..., None])[..., 0]
+        nll = 0.5 * (nll_xy + nll_yx)
+
+        with torch.no_grad():
+            dtype = coords.dtype
+            j_star = sim_xy.argmax(-1)  # (B, Q)
+            back = (_gather_rows(fy, j_star) @ fx.transpose(1, 2)).argmax(-1)
+            true_xy = _gather_rows(coords, q)
+            fwd_err = (_flat_to_xy(j_star, w, dtype) - true_xy).norm(dim=-1)
+            back_err = (_flat_to_xy(back, w, dtype) -
+                        _flat_to_xy(q, w, dtype)).norm(dim=-1)
+            labels = v & (fwd_err <= self.match_tolerance) & \
+                (back_err <= self.match_tolerance)
+        lx = logits_x.flatten(1).gather(1, q)
+        bce = F.binary_cross_entropy_with_logits(
+            lx, labels.to(lx.dtype), reduction='none')
+        return nll, v, bce
+
+    def forward(self,
+                logits_a: Tensor,
+                desc_a: Tensor,
+                logits_b: Tensor,
+                desc_b: Tensor,
+                matrices: Tensor,
+                stride: float = 1.0) -> Dict[str, Tensor]:
+        """Compute the bootstrapping losses.
+
+        Args:
+            logits_a (Tensor): Detector logits of A ``(B, 1, h, w)``.
+            desc_a (Tensor): Descriptor map of A ``(B, D, h, w)``.
+            logits_b (Tensor): Detector logits of B ``(B, 1, h, w)``.
+            desc_b (Tensor): Descriptor map of B ``(B, D, h, w)``.
+            matrices (Tensor): ``(B, 2, 3)`` A -> B input-pixel matrices.
+            stride (float): Stride of the maps w.r.t. the input images.
+
+        Returns:
+            dict[str, Tensor]: ``loss_boot_desc`` and ``loss_boot_kpt``
+            (weighted).
+        """
+        if desc_a.dim() != 4 or desc_a.shape != desc_b.shape:
+            raise ValueError('desc_a and desc_b must be (B, D, h, w) maps of '
+                             f'the same shape, got {tuple(desc_a.shape)} and '
+                             f'{tuple(desc_b.shape)}')
+        B, _, h, w = desc_a.shape
+        for name, lg in (('logits_a', logits_a), ('logits_b', logits_b)):
+            if lg.shape != (B, 1, h, w):
+                raise ValueError(f'{name} must have shape {(B, 1, h, w)}, '
+                                 f'got {tuple(lg.shape)}')
+        if matrices.shape != (B, 2, 3):
+            raise ValueError(f'matrices must have shape {(B, 2, 3)}, got '
+                             f'{tuple(matrices.shape)}')
+        matrices = matrices.to(desc_a.dtype)
+        nll_a, v_a, bce_a = self._direction(logits_a, desc_a, desc_b,
+                                            matrices, stride)
+        nll_b, v_b, bce_b = self._direction(logits_b, desc_b, desc_a,
+                                            invert_affine(matrices), stride)
+        nll = torch.cat([nll_a, nll_b], dim=1)
+        valid = torch.cat([v_a, v_b], dim=1)
+        if valid.any():
+            loss_desc = nll[valid].mean()
+        else:
+            loss_desc = nll.sum() * 0.0
+        loss_kpt = torch.cat([bce_a, bce_b], dim=1).mean()
+        w = self.loss_weight
+        return dict(
+            loss_boot_desc=loss_desc * self.desc_weight * w,
+            loss_boot_kpt=loss_kpt * self.kpt_weight * w)

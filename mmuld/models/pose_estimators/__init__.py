@@ -1,0 +1,9 @@
+# Copyright (c) mmuld contributors. All rights reserved.
+from .uld_estimator import ULDEstimator
+from .zeroshot_estimator import (ZeroShotEstimator, image_to_input_coords,
+                                 input_to_image_coords, roi_to_input)
+
+__all__ = [
+    'ULDEstimator', 'ZeroShotEstimator', 'image_to_input_coords',
+    'input_to_image_coords', 'roi_to_input'
+]

@@ -1,0 +1,430 @@
+# Copyright (c) mmuld contributors. All rights reserved.
+"""ZeroShot landmark discovery baseline (paper Sec. 3.1)."""
+import zlib
+from typing import Dict, List, Optional, Sequence, Tuple, Union
+
+import numpy as np
+import torch
+from mmengine.logging import print_log
+from mmengine.model import BaseModel
+from mmengine.structures import InstanceData
+from mmpose.models.pose_estimators.base import BasePoseEstimator
+from mmpose.models.pose_estimators.topdown import TopdownPoseEstimator
+from mmpose.utils.typing import (ConfigType, OptConfigType, OptMultiConfig,
+                                 SampleList)
+from torch import Tensor
+
+from mmuld.clustering import (KMeansResult, assign_to_centroids,
+                              exemplar_assignment, kmeans)
+from mmuld.registry import MODELS
+from ..utils.keypoint_ops import sample_descriptors
+
+ArrayLike = Union[Tensor, np.ndarray, Sequence[float]]
+
+
+def _as_float_tensor(x: ArrayLike, device=None) -> Tensor:
+    if isinstance(x, Tensor):
+        return x.to(device=device, dtype=torch.float32)
+    return torch.as_tensor(np.asarray(x, dtype=np.float32), device=device)
+
+
+def image_to_input_coords(points: ArrayLike, center: ArrayLike,
+                          scale: ArrayLike, input_size: ArrayLike) -> Tensor:
+    """Map image coordinates into the input crop of the top-down pipeline.
+
+    Inverse of mmpose's codec mapping ``x = x_in / input_size * scale +
+    center - 0.5 * scale`` (``TopdownPoseEstimator.add_pred_to_datasample``)
+    for an unrotated crop.
+
+    Args:
+        points (Tensor | ndarray): (..., 2) ``(x, y)`` in image pixels.
+        center (Tensor | ndarray): (2,) ``input_center``.
+        scale (Tensor | ndarray): (2,) ``input_scale`` (w, h).
+        input_size (Tensor | ndarray): (2,) ``input_size`` (w, h).
+
+    Returns:
+        Tensor: (..., 2) ``(x, y)`` in input pixels.
+    """
+    p = _as_float_tensor(points)
+    c = _as_float_tensor(center, p.device).reshape(-1)[:2]
+    s = _as_float_tensor(scale, p.device).reshape(-1)[:2]
+    size = _as_float_tensor(input_size, p.device).reshape(-1)[:2]
+    if (s <= 0).any():
+        raise ValueError(f'input_scale must be positive, got {s.tolist()}')
+    return (p - c + 0.5 * s) / s * size
+
+
+def input_to_image_coords(points: ArrayLike, center: ArrayLike,
+                          scale: ArrayLike, input_size: ArrayLike) -> Tensor:
+    """Map input-crop pixels back to image coordinates (mmpose's mapping).
+
+    Args:
+        points (Tensor | ndarray): (..., 2) ``(x, y)`` in input pixels.
+        center (Tensor | ndarray): (2,) ``input_center``.
+        scale (Tensor | ndarray): (2,) ``input_scale`` (w, h).
+        input_size (Tensor | ndarray): (2,) ``input_size`` (w, h).
+
+    Returns:
+        Tensor: (..., 2) ``(x, y)`` in image pixels.
+    """
+    p = _as_float_tensor(points)
+    c = _as_float_tensor(center, p.device).reshape(-1)[:2]
+    s = _as_float_tensor(scale, p.device).reshape(-1)[:2]
+    size = _as_float_tensor(input_size, p.device).reshape(-1)[:2]
+    return p / size * s + c - 0.5 * s
+
+
+def roi_to_input(bbox: ArrayLike, center: ArrayLike, scale: ArrayLike,
+                 input_size: ArrayLike) -> Tensor:
+    """Map an image-space ``x1, y1, x2, y2`` box into input pixels.
+
+    Args:
+        bbox (Tensor | ndarray): (4,) or (1, 4) box in image pixels.
+        center, scale, input_size: See :func:`image_to_input_coords`.
+
+    Returns:
+        Tensor: (4,) box in input pixels.
+    """
+    b = _as_float_tensor(bbox).reshape(-1)
+    if b.numel() != 4:
+        raise ValueError(f'a RoI needs 4 values (x1, y1, x2, y2), got '
+                         f'{b.numel()}')
+    return image_to_input_coords(b.view(2, 2), center, scale,
+                                 input_size).reshape(4)
+
+
+@MODELS.register_module()
+class ZeroShotEstimator(BasePoseEstimator):
+    """ZeroShot baseline: diffusion features, K-means, exemplar assignment.
+
+    ``F_ag = Psi_b(x)`` comes from the backbone alone (no head, no
+    training). For every image, ``samples_per_image`` pixels are sampled
+    uniformly inside the RoI (the sample's ``gt_instances.bboxes``, which
+    :class:`LoadRoIs` can replace with detector boxes) and their
+    L2-normalised ``F_ag`` descriptors are extracted. On the training set,
+    the descriptors are clustered with K-means into K centroids
+    (:meth:`fit`, run by :class:`ZeroShotFitHook`); at test time every
+    sampled pixel gets the label of its nearest centroid and, per cluster,
+    the pixel nearest to the centroid is the landmark (exemplar
+    assignment). Clusters without any pixel are reported with
+    ``keypoints_visible = 0``.
+
+    The centroids are the buffer ``zs_centroids`` (K, D), so a checkpoint
+    of this model holds everything needed for inference.
+
+    Args:
+        backbone (dict): Backbone config (``StableDiffusionBackbone``).
+        num_landmarks (int): K, landmarks to discover. Defaults to 10.
+        samples_per_image (int): Random pixels sampled inside the RoI of
+            each image. Defaults to 200.
+        seed (int): Seed of the pixel sampling; the generator of each
+            image is seeded with ``seed`` and the image's ``img_path`` /
+            ``id``, so samples do not depend on the batch composition.
+        test_cfg (dict, optional): ``output_descriptors`` (bool, default
+            True): also return the landmarks' descriptors.
+        data_preprocessor (dict, optional): Data preprocessor config.
+        init_cfg (dict, optional): Initialisation config.
+        metainfo (dict, optional): Dataset meta information.
+    """
+
+    def __init__(self,
+                 backbone: ConfigType,
+                 num_landmarks: int = 10,
+                 samples_per_image: int = 200,
+                 seed: int = 0,
+                 test_cfg: OptConfigType = None,
+                 data_preprocessor: OptConfigType = None,
+                 init_cfg: OptMultiConfig = None,
+                 metainfo: Optional[dict] = None):
+        if int(num_landmarks) < 1:
+            raise ValueError(
+                f'num_landmarks must be >= 1, got {num_landmarks}')
+        if int(samples_per_image) < 1:
+            raise ValueError('samples_per_image must be >= 1, got '
+                             f'{samples_per_image}')
+        # BasePoseEstimator.__init__ requires a head config (mmpose 1.3's
+        # check_and_update_config fails on head=None): set up the same
+        # state without it.
+        BaseModel.__init__(
+            self, data_preprocessor=data_preprocessor, init_cfg=init_cfg)
+        self.metainfo = self._load_metainfo(metainfo)
+        self.train_cfg = {}
+        self.test_cfg = dict(test_cfg) if test_cfg else {}
+        self.backbone = MODELS.build(backbone)
+        self._register_load_state_dict_pre_hook(self._load_state_dict_pre_hook)
+        self.num_landmarks = int(num_landmarks)
+        self.samples_per_image = int(samples_per_image)
+        self.seed = int(seed)
+        #: number of samples whose RoI was empty / degenerate (whole input
+        #: used instead)
+        self.num_roi_fallbacks = 0
+        self.register_buffer('zs_centroids', torch.zeros(0, 0))
+
+    # ------------------------------------------------------------------ #
+    # state
+    # ------------------------------------------------------------------ #
+    @property
+    def stride(self) -> float:
+        """Stride of ``F_ag`` with respect to the input."""
+        return float(self.backbone.out_stride)
+
+    @property
+    def is_fitted(self) -> bool:
+        """Whether the K-means centroids are available."""
+        return self.zs_centroids.numel() > 0
+
+    def _check_fitted(self) -> None:
+        if not self.is_fitted:
+            raise RuntimeError(
+                'ZeroShotEstimator has no centroids: run the ZeroShotFitHook '
+                '(custom_hooks=[dict(type="ZeroShotFitHook", ...)]), call '
+                '`model.fit(descriptors)` / `model.set_centroids(c)` or load '
+                'a checkpoint that holds `zs_centroids`.')
+
+    def set_centroids(self, centroids: ArrayLike) -> None:
+        """Store the K-means centroids used at inference.
+
+        Args:
+            centroids (Tensor | ndarray): (K, D) centroids, K =
+                ``num_landmarks``.
+        """
+        c = _as_float_tensor(centroids)
+        if c.dim() != 2 or c.shape[0] != self.num_landmarks:
+            raise ValueError(
+                f'centroids must have shape ({self.num_landmarks}, D), got '
+                f'{tuple(c.shape)}')
+        self.zs_centroids = c.detach().to(self.zs_centroids.device)
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        # the centroid buffer changes shape with K and D: adopt the stored
+        # shape before the regular copy.
+        key = prefix + 'zs_centroids'
+        if key in state_dict:
+            self.zs_centroids = torch.empty_like(
+                state_dict[key], device=self.zs_centroids.device)
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+
+    # ------------------------------------------------------------------ #
+    # RoI sampling
+    # ------------------------------------------------------------------ #
+    def _sample_key(self, data_sample, index: int) -> int:
+        meta = data_sample.metainfo
+        key = f'{meta.get("img_path", "")}|{meta.get("id", "")}'
+        if key == '|':
+            key = f'#{meta.get("sample_idx", index)}'
+        return (self.seed * 1000003 + zlib.crc32(key.encode())) % (2**63 - 1)
+
+    def roi_in_input(self, data_sample, input_hw: Tuple[int, int]) -> Tensor:
+        """RoI of one sample in input pixels, clipped to the input.
+
+        Args:
+            data_sample (PoseDataSample): Sample with ``gt_instances.bboxes``
+                (image ``x1, y1, x2, y2``) and ``input_center`` /
+                ``input_scale`` / ``input_size`` in its metainfo.
+            input_hw (tuple[int, int]): Height and width of the input.
+
+        Returns:
+            Tensor: (4,) ``x1, y1, x2, y2`` in input pixels; the whole input
+            (counted in :attr:`num_roi_fallbacks`, warning once) when the RoI
+            is missing, not finite or (after clipping) degenerate.
+        """
+        h, w = input_hw
+        whole = torch.tensor([0.0, 0.0, w - 1.0, h - 1.0])
+        meta = data_sample.metainfo
+        reason = None
+        gt = data_sample.get('gt_instances', None)
+        bboxes = None if gt is None else gt.get('bboxes', None)
+        if bboxes is None or len(bboxes) == 0:
+            reason = 'no gt_instances.bboxes'
+        elif not all(
+                k in meta
+                for k in ('input_center', 'input_scale', 'input_size')):
+            raise ValueError(
+                'ZeroShotEstimator needs input_center, input_scale and '
+                'input_size in the sample metainfo (PackPoseInputs meta_keys)')
+        else:
+            roi = roi_to_input(
+                _as_float_tensor(bboxes)[0], meta['input_center'],
+                meta['input_scale'], meta['input_size'])
+            if not torch.isfinite(roi).all():
+                reason = 'non-finite RoI'
+            else:
+                roi = torch.stack([
+                    roi[0].clamp(0, w - 1), roi[1].clamp(0, h - 1),
+                    roi[2].clamp(0, w - 1), roi[3].clamp(0, h - 1)
+                ])
+                if roi[2] - roi[0] < 1 or roi[3] - roi[1] < 1:
+                    reason = 'empty RoI inside the input crop'
+                else:
+                    return roi
+        if self.num_roi_fallbacks == 0:
+            print_log(
+                f'ZeroShotEstimator: {reason} for {meta.get("img_path")}; '
+                'sampling the whole input instead (further cases are only '
+                'counted in `num_roi_fallbacks`)',
+                logger='current',
+                level=30)
+        self.num_roi_fallbacks += 1
+        return whole
+
+    @torch.no_grad()
+    def sample_descriptors_in_roi(self, inputs: Tensor,
+                                  data_samples: SampleList
+                                  ) -> Tuple[Tensor, Tensor, Tensor]:
+        """Sample random pixels inside each RoI and their descriptors.
+
+        Args:
+            inputs (Tensor): (B, 3, S, S) images in [-1, 1].
+            data_samples (list[PoseDataSample]): Samples with
+                ``gt_instances.bboxes`` and the input meta information.
+
+        Returns:
+            tuple[Tensor, Tensor, Tensor]: ``points`` (B, N, 2) in input
+            pixels, ``descriptors`` (B, N, D) L2-normalised ``F_ag``
+            descriptors and ``valid`` (B, N) bool (all True: degenerate RoIs
+            fall back to the whole input).
+        """
+        if inputs.dim() != 4:
+            raise ValueError(
+                f'inputs must be (B, 3, H, W), got {tuple(inputs.shape)}')
+        if len(data_samples) != inputs.shape[0]:
+            raise ValueError(f'{len(data_samples)} data samples for a batch '
+                             f'of {inputs.shape[0]} images')
+        hw = tuple(inputs.shape[-2:])
+        n = self.samples_per_image
+        points = []
+        for i, ds in enumerate(data_samples):
+            roi = self.roi_in_input(ds, hw)
+            gen = torch.Generator().manual_seed(self._sample_key(ds, i))
+            u = torch.rand(n, 2, generator=gen)
+            points.append(roi[:2] + u * (roi[2:] - roi[:2]))
+        points = torch.stack(points).to(inputs.device)
+        feat = self.extract_feat(inputs)[-1]
+        desc = sample_descriptors(
+            feat.float(), points, self.stride, normalize=True)
+        valid = torch.ones(
+            points.shape[:2], dtype=torch.bool, device=inputs.device)
+        return points, desc, valid
+
+    # ------------------------------------------------------------------ #
+    # fitting
+    # ------------------------------------------------------------------ #
+    def fit(self, descriptors: ArrayLike, **kmeans_kwargs) -> KMeansResult:
+        """Cluster training descriptors into K centroids and keep them.
+
+        Args:
+            descriptors (Tensor | ndarray): (P, D) RoI descriptors of the
+                training set (from :meth:`sample_descriptors_in_roi`).
+            **kmeans_kwargs: Arguments of :func:`mmuld.clustering.kmeans`
+                (``seed`` defaults to the model's seed).
+
+        Returns:
+            KMeansResult: The clustering result.
+        """
+        kmeans_kwargs.setdefault('seed', self.seed)
+        res = kmeans(descriptors, self.num_landmarks, **kmeans_kwargs)
+        self.set_centroids(res.centroids)
+        return res
+
+    def loss(self, inputs: Tensor, data_samples: SampleList) -> dict:
+        """ZeroShot is training-free: always raises.
+
+        Raises:
+            NotImplementedError: Use :meth:`fit` or the ``ZeroShotFitHook``.
+        """
+        raise NotImplementedError(
+            'ZeroShotEstimator has no training: its centroids come from '
+            'K-means on training-set descriptors. Run tools/test.py with a '
+            'ZeroShotFitHook in `custom_hooks` (see configs/zeroshot_*.py) '
+            'or call `model.fit(descriptors)`.')
+
+    def _forward(self, inputs: Tensor, data_samples=None) -> Tuple[Tensor]:
+        """Network forward: the aggregated feature map ``F_ag``."""
+        return self.extract_feat(inputs)
+
+    # ------------------------------------------------------------------ #
+    # prediction
+    # ------------------------------------------------------------------ #
+    def assign_landmarks(self,
+                         points: Tensor,
+                         descriptors: Tensor,
+                         valid: Optional[Tensor] = None) -> Dict[str, Tensor]:
+        """Nearest-centroid labels and per-cluster exemplars.
+
+        Args:
+            points (Tensor): (B, N, 2) sampled points.
+            descriptors (Tensor): (B, N, D) their descriptors.
+            valid (Tensor, optional): (B, N) bool; invalid points are
+                ignored.
+
+        Returns:
+            dict: ``keypoints`` (B, K, 2) (zeros where not visible),
+            ``scores`` (B, K) ``exp(-d^2)`` of the exemplar's squared
+            distance to its centroid (0 where not visible), ``visible``
+            (B, K) in {0, 1} and ``descriptors`` (B, K, D).
+        """
+        self._check_fitted()
+        bsz, n, dim = descriptors.shape
+        cents = self.zs_centroids.to(descriptors.device)
+        if cents.shape[1] != dim:
+            raise ValueError(
+                f'centroids have dimension {cents.shape[1]} but the '
+                f'descriptors {dim}: were they fitted with another backbone?')
+        flat = descriptors.reshape(-1, dim).float()
+        labels, _ = assign_to_centroids(flat, cents, device=flat.device)
+        if valid is not None:
+            labels = labels.masked_fill(~valid.reshape(-1), -1)
+        image_ids = torch.arange(bsz, device=flat.device).repeat_interleave(n)
+        idx, dist = exemplar_assignment(
+            flat,
+            image_ids,
+            labels,
+            cents,
+            num_images=bsz,
+            return_distances=True,
+            device=flat.device)  # (B, K)
+        found = idx >= 0
+        safe = idx.clamp(min=0)
+        kpts = points.reshape(-1, 2)[safe] * found[..., None]
+        desc = flat[safe] * found[..., None]
+        scores = torch.exp(-dist.masked_fill(~found, 0.0)) * found
+        return dict(
+            keypoints=kpts,
+            scores=scores,
+            visible=found.float(),
+            descriptors=desc)
+
+    @torch.no_grad()
+    def predict(self, inputs: Tensor, data_samples: SampleList) -> SampleList:
+        """Discover K landmarks per image.
+
+        Args:
+            inputs (Tensor): (B, 3, S, S) images in [-1, 1].
+            data_samples (list[PoseDataSample]): Samples with
+                ``gt_instances.bboxes`` (the RoI), ``input_center``,
+                ``input_scale`` and ``input_size`` in their metainfo.
+
+        Returns:
+            list[PoseDataSample]: ``pred_instances`` with ``keypoints``
+            (1, K, 2) in image coordinates, ``keypoint_scores`` (1, K),
+            ``keypoints_visible`` (1, K) (0: no exemplar for that cluster)
+            and, when ``test_cfg.output_descriptors``, ``descriptors``
+            (1, K, D).
+        """
+        self._check_fitted()
+        points, desc, valid = self.sample_descriptors_in_roi(
+            inputs, data_samples)
+        res = self.assign_landmarks(points, desc, valid)
+        with_desc = self.test_cfg.get('output_descriptors', True)
+        preds: List[InstanceData] = []
+        for i in range(inputs.shape[0]):
+            inst = InstanceData()
+            inst.keypoints = res['keypoints'][i:i + 1].cpu().numpy()
+            inst.keypoint_scores = res['scores'][i:i + 1].cpu().numpy()
+            inst.keypoints_visible = res['visible'][i:i + 1].cpu().numpy()
+            if with_desc:
+                inst.descriptors = res['descriptors'][i:i + 1].cpu().numpy()
+            preds.append(inst)
+        return self.add_pred_to_datasample(preds, None, data_samples)
+
+    add_pred_to_datasample = TopdownPoseEstimator.add_pred_to_datasample

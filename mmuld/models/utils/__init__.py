@@ -1,0 +1,15 @@
+# Copyright (c) mmuld contributors. All rights reserved.
+from .affine import (AffinePair, invert_affine, random_affine_matrices,
+                     random_affine_pair, transform_points, warp_images)
+from .conv_stack import build_conv_stack
+from .keypoint_ops import (heatmap_nms, input_to_map_coords,
+                           map_to_input_coords, render_gaussian_heatmap,
+                           render_gaussian_heatmaps, sample_descriptors)
+
+__all__ = [
+    'AffinePair', 'invert_affine', 'random_affine_matrices',
+    'random_affine_pair', 'transform_points', 'warp_images',
+    'build_conv_stack', 'heatmap_nms', 'input_to_map_coords',
+    'map_to_input_coords', 'render_gaussian_heatmap',
+    'render_gaussian_heatmaps', 'sample_descriptors'
+]

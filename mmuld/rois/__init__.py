@@ -1,0 +1,13 @@
+# Copyright (c) mmuld contributors. All rights reserved.
+from .annotation import AnnotationRoIProvider
+from .base import BaseRoIProvider, sanitize_roi
+from .builder import ROI_PROVIDERS, build_roi_provider
+from .fallback import FallbackRoIProvider
+from .mmdet_provider import MMDetRoIProvider
+from .whole_image import WholeImageRoIProvider
+
+__all__ = [
+    'ROI_PROVIDERS', 'build_roi_provider', 'BaseRoIProvider', 'sanitize_roi',
+    'AnnotationRoIProvider', 'WholeImageRoIProvider', 'MMDetRoIProvider',
+    'FallbackRoIProvider'
+]

@@ -1,0 +1,4 @@
+# Copyright (c) mmuld contributors. All rights reserved.
+from .tiny_sd import SD15_SCHEDULER_KWARGS, build_tiny_sd
+
+__all__ = ['build_tiny_sd', 'SD15_SCHEDULER_KWARGS']
