@@ -24,8 +24,12 @@ print('\n=== D-ULD++ on data/face_samples (tiny SD model) ===')
 for k in sorted(m):
     if isinstance(m[k], (int, float)):
         print(f'{k:>32s}: {m[k]:.4f}')
-print(f'metrics, CED curves (PNG + JSON) and per-image errors: {work}/uld_eval')
-print(f'landmark visualisations: {work}/*/vis')
+import glob
+run = sorted(glob.glob(os.path.join(work, '2*', 'uld_eval')))[-1]
+run = os.path.dirname(run)
+print(f'metrics, CED curves (PNG + JSON), per-image errors: {run}/uld_eval')
+print(f'discovered landmarks (JSON): {work}/landmarks.json')
+print(f'landmark visualisations: {run}/vis')
 print(f'per-stage checkpoints: {work}/stage*_*.pth, '
       f'pseudo-labels per round: {work}/pseudo_labels/')
 PYEOF

@@ -1,5 +1,5 @@
 # Copyright (c) mmuld contributors. All rights reserved.
-"""Evaluate an mmuld model: forward/backward NME, CED curves, visualisations."""
+"""Evaluate an mmuld model: forward/backward NME, CED, visualisations."""
 import argparse
 import os
 import os.path as osp

@@ -132,4 +132,3 @@ def cluster_pseudo_labels(keypoints: Tensor,
 def summarize(stats: Dict[str, float]) -> str:
     """One log line of clustering statistics."""
     return ', '.join(f'{k}={v:.4g}' for k, v in stats.items())
-

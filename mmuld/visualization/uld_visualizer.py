@@ -79,3 +79,15 @@ class ULDLocalVisualizer(PoseLocalVisualizer):
                 self.kpt_color = saved
         return super()._draw_instances_kpts(image, instances, kpt_thr,
                                             show_kpt_idx, skeleton_style)
+
+    def draw_circles(self, center, radius, face_colors='none', alpha=1.0,
+                     **kwargs):
+        """Draw circles; accept mmpose's one-element ``radius`` arrays.
+
+        mmpose 1.3 passes ``radius=np.array([r])`` and its OpenCV backend
+        calls ``int(radius)``, which numpy >= 2.x refuses for 1-d arrays.
+        """
+        if self.backend == 'opencv' and np.size(radius) == 1:
+            radius = float(np.asarray(radius).reshape(-1)[0])
+        return super().draw_circles(
+            center, radius, face_colors=face_colors, alpha=alpha, **kwargs)

@@ -5,7 +5,8 @@ input_size = (256, 256)
 meta_keys = ('id', 'img_id', 'img_path', 'category_id', 'crowd_index',
              'ori_shape', 'img_shape', 'input_size', 'input_center',
              'input_scale', 'flip', 'flip_direction', 'flip_indices',
-             'raw_ann_info', 'dataset_name', 'sample_idx', 'uld_split', 'yaw')
+             'raw_ann_info', 'dataset_name', 'sample_idx', 'uld_split',
+             'yaw')
 
 pipeline = [
     dict(type='LoadImage'),
@@ -53,4 +54,7 @@ test_dataloader = dict(
 val_dataloader = None
 val_cfg = None
 val_evaluator = None
-test_evaluator = dict(type='RegressionNMEMetric', norm_mode='interocular', norm_indices=(0, 1))
+test_evaluator = [
+    dict(type='RegressionNMEMetric', norm_mode='interocular', norm_indices=(0, 1)),
+    dict(type='LandmarkDumpMetric'),  # landmarks.json in the work dir
+]

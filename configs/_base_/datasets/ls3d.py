@@ -1,11 +1,13 @@
-# LS3D: discovery on 300W-LP, regressors on 300 images (10 repeats), 68 points, sqrt(w*h) normalisation as in Mallis et al.'s evalLS3D.py.
+# LS3D: discovery on 300W-LP, regressors on 300 images (10 repeats),
+# 68 points, sqrt(w*h) normalisation as in Mallis et al.'s evalLS3D.py.
 dataset_type = 'LS3DDataset'
 data_root = 'data/ls3d/'
 input_size = (256, 256)
 meta_keys = ('id', 'img_id', 'img_path', 'category_id', 'crowd_index',
              'ori_shape', 'img_shape', 'input_size', 'input_center',
              'input_scale', 'flip', 'flip_direction', 'flip_indices',
-             'raw_ann_info', 'dataset_name', 'sample_idx', 'uld_split', 'yaw')
+             'raw_ann_info', 'dataset_name', 'sample_idx', 'uld_split',
+             'yaw')
 
 pipeline = [
     dict(type='LoadImage'),
@@ -53,4 +55,12 @@ test_dataloader = dict(
 val_dataloader = None
 val_cfg = None
 val_evaluator = None
-test_evaluator = dict(type='RegressionNMEMetric', norm_mode='bbox', forward_alpha=0.1, n_fit=300, n_repeats=10)
+test_evaluator = [
+    dict(
+        type='RegressionNMEMetric',
+        norm_mode='bbox',
+        forward_alpha=0.1,
+        n_fit=300,
+        n_repeats=10),
+    dict(type='LandmarkDumpMetric'),  # landmarks.json in the work dir
+]
