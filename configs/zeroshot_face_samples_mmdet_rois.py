@@ -19,7 +19,7 @@ meta_keys = ('id', 'img_id', 'img_path', 'category_id', 'crowd_index',
              'input_scale', 'flip', 'flip_direction', 'flip_indices',
              'raw_ann_info', 'dataset_name', 'sample_idx', 'uld_split')
 pipeline = [
-    dict(type='LoadImage'),
+    dict(type='SafeLoadImage'),
     dict(type='LoadRoIs', roi_file=roi_file, fallback='annotation'),
     dict(type='GetBBoxCenterScale', padding=1.25),
     dict(type='TopdownAffine', input_size=input_size),

@@ -1,1 +1,17 @@
 # Copyright (c) mmuld contributors. All rights reserved.
+from .flip_pairs import (flip_distance_matrix, flip_pairs_from_indices,
+                         match_flip_pairs)
+from .inference import (dataset_leaves, get_test_pipeline_cfg, init_model,
+                        load_config)
+from .pseudo_label_export import (collect_samples, export_pseudo_labels,
+                                  keypoint_names, make_dataset_info,
+                                  write_dataset_info)
+from .uld_inferencer import ULDInferencer, build_inference_roi_provider
+
+__all__ = [
+    'ULDInferencer', 'build_inference_roi_provider', 'init_model',
+    'load_config', 'get_test_pipeline_cfg', 'dataset_leaves',
+    'flip_distance_matrix', 'match_flip_pairs', 'flip_pairs_from_indices',
+    'export_pseudo_labels', 'collect_samples', 'make_dataset_info',
+    'write_dataset_info', 'keypoint_names'
+]

@@ -9,7 +9,7 @@ meta_keys = ('id', 'img_id', 'img_path', 'category_id', 'crowd_index',
              'yaw')
 
 pipeline = [
-    dict(type='LoadImage'),
+    dict(type='SafeLoadImage'),
     dict(type='GetBBoxCenterScale', padding=1.25),
     dict(type='TopdownAffine', input_size=input_size),
     dict(type='PackPoseInputs', meta_keys=meta_keys),

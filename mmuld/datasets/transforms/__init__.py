@@ -1,4 +1,5 @@
 # Copyright (c) mmuld contributors. All rights reserved.
 from .load_rois import LoadRoIs
+from .safe_load_image import SafeLoadImage
 
-__all__ = ['LoadRoIs']
+__all__ = ['LoadRoIs', 'SafeLoadImage']
