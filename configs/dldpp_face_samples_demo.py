@@ -19,7 +19,8 @@ stages = [
         name='dldpp',
         iters=6,
         lr=5e-4,
-        frozen=['descriptor_head', 'pose_vae.decoder']),
+        frozen=['descriptor_head', 'pose_vae.decoder',
+                'pose_vae.fc_decode']),
 ]
 train_cfg = dict(max_iters=sum(s['iters'] for s in stages))
 custom_hooks = [

@@ -174,7 +174,8 @@ class ULDInferencer(BaseInferencer):
         return pseudo_collate
 
     def _init_visualizer(self, cfg: Config) -> Visualizer:
-        vis_cfg = dict(cfg.get('visualizer') or dict(type='ULDLocalVisualizer'))
+        vis_cfg = dict(
+            cfg.get('visualizer') or dict(type='ULDLocalVisualizer'))
         vis_cfg.pop('vis_backends', None)
         vis_cfg.pop('save_dir', None)
         if vis_cfg.get('type') in ('ULDLocalVisualizer',

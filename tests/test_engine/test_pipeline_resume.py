@@ -17,7 +17,8 @@ STAGES = [
     dict(name='duld', iters=3, lr=1e-3, frozen=['pose_vae']),
     dict(name='proxy', iters=2, lr=5e-4, frozen=['descriptor_head']),
     dict(name='dldpp', iters=3, lr=5e-4,
-         frozen=['descriptor_head', 'pose_vae.decoder']),
+         frozen=['descriptor_head', 'pose_vae.decoder',
+                'pose_vae.fc_decode']),
 ]
 
 

@@ -9,7 +9,8 @@ stages = [
         name='dldpp',
         iters=100000,
         lr=5e-4,
-        frozen=['descriptor_head', 'pose_vae.decoder']),
+        frozen=['descriptor_head', 'pose_vae.decoder',
+                'pose_vae.fc_decode']),
 ]
 cluster_interval = 5000
 

@@ -70,6 +70,12 @@ class ULDStageHook(Hook):
             runner.model) else runner.model
         model.set_stage(stage['name'])
         frozen = tuple(stage.get('frozen', ()))
+        names = [n for n, _ in model.named_parameters()]
+        for f in frozen:
+            if not any(n == f or n.startswith(f + '.') for n in names):
+                runner.logger.warning(
+                    f'stage "{stage["name"]}": frozen module "{f}" has no '
+                    'parameters in this model (typo, or module absent)')
         trainable = 0
         for name, param in model.named_parameters():
             if name.startswith('backbone.') and not param.requires_grad \
