@@ -30,7 +30,3 @@ custom_hooks = [
         # at most ~2M descriptors (3 GB for D=384) go into K-means
         max_points=2000000)
 ]
-test_evaluator = [
-    {{_base_.test_evaluator}},
-    dict(type='LandmarkDumpMetric'),
-]

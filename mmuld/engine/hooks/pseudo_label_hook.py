@@ -111,9 +111,11 @@ class PseudoLabelHook(Hook):
         stage = self._model(runner).stage
         if stage not in self.stages:
             return
+        # a bank from a later iteration comes from another run (load_from)
+        age = runner.iter - self.bank.iteration if self.bank else 0
         due = (
             self.bank is None or self.bank_stage != stage
-            or runner.iter - self.bank.iteration >= self.interval)
+            or age >= self.interval or age < 0)
         if due:
             self.run_round(runner, stage)
 
