@@ -6,6 +6,12 @@ Input: list files in MTFL format, one image per line:
 order), e.g. the AFLW_M train / test lists of Thewlis et al. (10,122 /
 2,995 images). An optional ``--yaw-file`` (``path,yaw`` per line, degrees)
 adds a ``yaw`` field used by the yaw breakdown of the metric.
+
+RoI (``--bbox``): ``whole`` (default) uses the whole image, as the AFLW_M
+images are already face crops; ``landmarks`` uses the GT landmark box
+padded by 30 %, which leaks ground truth into the crop and is only meant
+for uncropped images when no detector is at hand (prefer
+``tools/detect_rois.py`` with the ``LoadRoIs`` transform).
 """
 import argparse
 import os.path as osp
@@ -36,7 +42,7 @@ def read_mtfl_list(path: str) -> Dict[str, np.ndarray]:
 
 
 def convert(img_root: str, list_file: str, out_file: str, split: str,
-            yaw_file: Optional[str] = None) -> int:
+            yaw_file: Optional[str] = None, bbox: str = 'whole') -> int:
     """Convert one list; returns the number of images written."""
     yaws = {}
     if yaw_file:
@@ -55,7 +61,9 @@ def convert(img_root: str, list_file: str, out_file: str, split: str,
         extra = dict(uld_split=split)
         if rel in yaws:
             extra['yaw'] = yaws[rel]
-        recs.append(make_record(rel, pts, w, h, bbox_pad=0.3, **extra))
+        box = [0, 0, w, h] if bbox == 'whole' else None
+        recs.append(
+            make_record(rel, pts, w, h, bbox=box, bbox_pad=0.3, **extra))
     dump_json(build_coco_face(recs, keypoint_names=FIVE_POINT_NAMES),
               out_file)
     return len(recs)
@@ -68,9 +76,11 @@ def main(argv=None) -> None:
     parser.add_argument('out_file')
     parser.add_argument('--split', choices=['train', 'test'], required=True)
     parser.add_argument('--yaw-file', default=None)
+    parser.add_argument(
+        '--bbox', choices=['whole', 'landmarks'], default='whole')
     args = parser.parse_args(argv)
     print(convert(args.img_root, args.list_file, args.out_file, args.split,
-                  args.yaw_file))
+                  args.yaw_file, args.bbox))
 
 
 if __name__ == '__main__':
