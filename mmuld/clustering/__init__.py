@@ -1,10 +1,11 @@
 # Copyright (c) mmuld contributors. All rights reserved.
-from .exemplar import exemplar_assignment
+from .exemplar import exemplar_assignment, image_exemplars
 from .kmeans import (KMeansResult, assign_to_centroids, kmeans,
                      kmeans_plusplus)
 from .two_stage import TwoStageResult, two_stage_clustering
 
 __all__ = [
+    'image_exemplars',
     'KMeansResult', 'kmeans', 'kmeans_plusplus', 'assign_to_centroids',
     'exemplar_assignment', 'TwoStageResult', 'two_stage_clustering'
 ]

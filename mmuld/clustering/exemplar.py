@@ -6,7 +6,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from .kmeans import ArrayLike, as_points, resolve_device
+from .kmeans import (ArrayLike, as_points, assign_to_centroids,
+                     resolve_device)
 
 
 def _as_index(x: ArrayLike, name: str, n: int,
@@ -106,3 +107,51 @@ def exemplar_assignment(
     if return_distances:
         return indices, best_dist.view(num_images, c)
     return indices
+
+
+def image_exemplars(descriptors: Tensor,
+                    centroids: Tensor,
+                    valid: Optional[Tensor] = None
+                    ) -> Tuple[Tensor, Tensor]:
+    """Per image, one exemplar point for each cluster (inference).
+
+    Every point goes to its nearest centroid (:func:`assign_to_centroids`,
+    NaN centroids are never chosen); per image and cluster the point
+    nearest to the centroid is kept (:func:`exemplar_assignment`). This is
+    how discovered landmarks are read off at test time (paper Sec. 3.1 and
+    3.2).
+
+    Args:
+        descriptors (Tensor): (B, N, D) point descriptors of B images.
+        centroids (Tensor): (C, D) cluster centres (NaN rows: missing).
+        valid (Tensor, optional): (B, N) bool; invalid points are ignored.
+
+    Returns:
+        tuple[Tensor, Tensor]: ``indices`` (B, C) int64 into the N points of
+        each image, -1 where the image has no point of that cluster, and the
+        squared ``distances`` (B, C) of the exemplars (``inf`` where none).
+    """
+    bsz, n, dim = descriptors.shape
+    if centroids.shape[-1] != dim:
+        raise ValueError(
+            f'centroids have dimension {centroids.shape[-1]} but the '
+            f'descriptors {dim}: were they fitted with another model?')
+    flat = descriptors.reshape(-1, dim).float()
+    cents = centroids.to(flat.device).float()
+    labels, _ = assign_to_centroids(flat, cents, device=flat.device)
+    if valid is not None:
+        labels = labels.masked_fill(~valid.reshape(-1), -1)
+    image_ids = torch.arange(bsz, device=flat.device).repeat_interleave(n)
+    idx, dist = exemplar_assignment(
+        flat,
+        image_ids,
+        labels,
+        cents,
+        num_images=bsz,
+        return_distances=True,
+        device=flat.device)
+    idx = idx.to(descriptors.device)
+    # exemplar_assignment indexes the flattened points: back to per image
+    offsets = (torch.arange(bsz, device=idx.device) * n)[:, None]
+    idx = torch.where(idx >= 0, idx - offsets, idx)
+    return idx, dist.to(descriptors.device)

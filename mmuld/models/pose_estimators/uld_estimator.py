@@ -1,21 +1,21 @@
 # Copyright (c) mmuld contributors. All rights reserved.
 """D-ULD / D-ULD++ landmark estimator (paper Sec. 3.2 and 3.3)."""
-from typing import Dict, List, Optional, Tuple
+from typing import Dict, Optional, Tuple
 
 import torch
-import torch.nn.functional as F
 from mmengine.model import BaseModel
-from mmengine.structures import InstanceData
 from mmpose.models.pose_estimators.base import BasePoseEstimator
 from mmpose.models.pose_estimators.topdown import TopdownPoseEstimator
 from mmpose.utils.typing import (ConfigType, OptConfigType, OptMultiConfig,
                                  SampleList)
 from torch import Tensor
 
+from mmuld.clustering import image_exemplars
 from mmuld.registry import MODELS
 from ..utils.affine import random_affine_pair
 from ..utils.keypoint_ops import (heatmap_nms, render_gaussian_heatmap,
                                   sample_descriptors)
+from .utils import adopt_buffer_shapes, gather_landmarks, to_pred_instances
 
 STAGES = ('bootstrap', 'duld', 'proxy', 'dldpp')
 
@@ -152,14 +152,8 @@ class ULDEstimator(BasePoseEstimator):
             self.uld_centroids.device, torch.float32)
 
     def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
-        # the centroid buffers change shape with K, Q and D: adopt the
-        # stored shape before the regular copy.
-        for name in ('uld_centroids', 'uld_pose_centroids'):
-            key = prefix + name
-            if key in state_dict:
-                setattr(self, name,
-                        torch.empty_like(state_dict[key],
-                                         device=getattr(self, name).device))
+        adopt_buffer_shapes(self, state_dict, prefix,
+                            ('uld_centroids', 'uld_pose_centroids'))
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     @property
@@ -298,42 +292,26 @@ class ULDEstimator(BasePoseEstimator):
         bsz, k = kpts.shape[0], self.num_landmarks
         pose = torch.zeros(bsz, dtype=torch.long, device=kpts.device)
         if self.uld_centroids.numel() == 0:
+            # no clustering round yet: the K best keypoints, by score
             n = min(k, kpts.shape[1])
-            res_k = kpts.new_zeros(bsz, k, 2)
-            res_s = kpts.new_zeros(bsz, k)
-            res_v = kpts.new_zeros(bsz, k)
-            res_k[:, :n] = kpts[:, :n]
-            res_s[:, :n] = out['scores'][:, :n]
-            res_v[:, :n] = valid[:, :n].float()
-            return dict(
-                keypoints=res_k,
-                scores=res_s,
-                visible=res_v,
-                pose_labels=pose,
-                descriptors=desc[:, :n].new_zeros(bsz, k, desc.shape[-1]))
-        if self.uld_pose_centroids.numel() and 'codes' in out:
-            pose = torch.cdist(out['codes'], self.uld_pose_centroids).argmin(1)
-        cents = self.uld_centroids[pose.clamp(
-            max=self.uld_centroids.shape[0] - 1)]  # (B, K, D)
-        missing = torch.isnan(cents).any(-1)  # (B, K)
-        dist = torch.cdist(desc, torch.nan_to_num(cents, nan=0.0))  # (B,N,K)
-        dist = dist.masked_fill(missing[:, None, :], float('inf'))
-        dist = dist.masked_fill(~valid[..., None], float('inf'))
-        label = dist.argmin(-1)  # (B, N)
-        own = F.one_hot(label, dist.shape[-1]).bool() & torch.isfinite(dist)
-        d_own = dist.masked_fill(~own, float('inf'))  # (B, N, K)
-        best_d, best_i = d_own.min(1)  # (B, K)
-        found = torch.isfinite(best_d)
-        res_k = torch.gather(kpts, 1, best_i[..., None].expand(-1, -1, 2))
-        res_s = torch.gather(out['scores'], 1, best_i) * found
-        res_d = torch.gather(desc, 1,
-                             best_i[..., None].expand(-1, -1, desc.shape[-1]))
-        return dict(
-            keypoints=res_k * found[..., None],
-            scores=res_s,
-            visible=found.float(),
-            pose_labels=pose,
-            descriptors=res_d * found[..., None])
+            idx = torch.full((bsz, k), -1, dtype=torch.long,
+                             device=kpts.device)
+            idx[:, :n] = torch.where(valid[:, :n],
+                                     torch.arange(n, device=kpts.device), -1)
+        else:
+            if self.uld_pose_centroids.numel() and 'codes' in out:
+                pose = torch.cdist(out['codes'],
+                                   self.uld_pose_centroids).argmin(1)
+            pose = pose.clamp(max=self.uld_centroids.shape[0] - 1)
+            idx = torch.empty((bsz, k), dtype=torch.long, device=kpts.device)
+            for q in pose.unique():
+                sel = pose == q
+                idx[sel] = image_exemplars(desc[sel], self.uld_centroids[q],
+                                           valid[sel])[0]
+        res = gather_landmarks(
+            idx, keypoints=kpts, scores=out['scores'], descriptors=desc)
+        res['pose_labels'] = pose
+        return res
 
     @torch.no_grad()
     def predict(self, inputs: Tensor, data_samples: SampleList) -> SampleList:
@@ -353,17 +331,10 @@ class ULDEstimator(BasePoseEstimator):
         """
         out = self.extract_keypoints(inputs)
         res = self.assign_landmarks(out)
-        preds: List[InstanceData] = []
-        with_desc = self.test_cfg.get('output_descriptors', True)
-        for i in range(inputs.shape[0]):
-            inst = InstanceData()
-            inst.keypoints = res['keypoints'][i:i + 1].cpu().numpy()
-            inst.keypoint_scores = res['scores'][i:i + 1].cpu().numpy()
-            inst.keypoints_visible = res['visible'][i:i + 1].cpu().numpy()
-            inst.pose_labels = res['pose_labels'][i:i + 1].cpu().numpy()
-            if with_desc:
-                inst.descriptors = res['descriptors'][i:i + 1].cpu().numpy()
-            preds.append(inst)
+        keys = ['pose_labels']
+        if self.test_cfg.get('output_descriptors', True):
+            keys.append('descriptors')
+        preds = to_pred_instances(res, keys)
         return self.add_pred_to_datasample(preds, None, data_samples)
 
     add_pred_to_datasample = TopdownPoseEstimator.add_pred_to_datasample

@@ -1,23 +1,22 @@
 # Copyright (c) mmuld contributors. All rights reserved.
 """ZeroShot landmark discovery baseline (paper Sec. 3.1)."""
 import zlib
-from typing import Dict, List, Optional, Sequence, Tuple, Union
+from typing import Dict, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import torch
 from mmengine.logging import print_log
 from mmengine.model import BaseModel
-from mmengine.structures import InstanceData
 from mmpose.models.pose_estimators.base import BasePoseEstimator
 from mmpose.models.pose_estimators.topdown import TopdownPoseEstimator
 from mmpose.utils.typing import (ConfigType, OptConfigType, OptMultiConfig,
                                  SampleList)
 from torch import Tensor
 
-from mmuld.clustering import (KMeansResult, assign_to_centroids,
-                              exemplar_assignment, kmeans)
+from mmuld.clustering import KMeansResult, image_exemplars, kmeans
 from mmuld.registry import MODELS
 from ..utils.keypoint_ops import sample_descriptors
+from .utils import adopt_buffer_shapes, gather_landmarks, to_pred_instances
 
 ArrayLike = Union[Tensor, np.ndarray, Sequence[float]]
 
@@ -196,12 +195,7 @@ class ZeroShotEstimator(BasePoseEstimator):
         self.zs_centroids = c.detach().to(self.zs_centroids.device)
 
     def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
-        # the centroid buffer changes shape with K and D: adopt the stored
-        # shape before the regular copy.
-        key = prefix + 'zs_centroids'
-        if key in state_dict:
-            self.zs_centroids = torch.empty_like(
-                state_dict[key], device=self.zs_centroids.device)
+        adopt_buffer_shapes(self, state_dict, prefix, ('zs_centroids', ))
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     # ------------------------------------------------------------------ #
@@ -364,35 +358,12 @@ class ZeroShotEstimator(BasePoseEstimator):
             (B, K) in {0, 1} and ``descriptors`` (B, K, D).
         """
         self._check_fitted()
-        bsz, n, dim = descriptors.shape
-        cents = self.zs_centroids.to(descriptors.device)
-        if cents.shape[1] != dim:
-            raise ValueError(
-                f'centroids have dimension {cents.shape[1]} but the '
-                f'descriptors {dim}: were they fitted with another backbone?')
-        flat = descriptors.reshape(-1, dim).float()
-        labels, _ = assign_to_centroids(flat, cents, device=flat.device)
-        if valid is not None:
-            labels = labels.masked_fill(~valid.reshape(-1), -1)
-        image_ids = torch.arange(bsz, device=flat.device).repeat_interleave(n)
-        idx, dist = exemplar_assignment(
-            flat,
-            image_ids,
-            labels,
-            cents,
-            num_images=bsz,
-            return_distances=True,
-            device=flat.device)  # (B, K)
+        idx, dist = image_exemplars(descriptors, self.zs_centroids, valid)
         found = idx >= 0
-        safe = idx.clamp(min=0)
-        kpts = points.reshape(-1, 2)[safe] * found[..., None]
-        desc = flat[safe] * found[..., None]
-        scores = torch.exp(-dist.masked_fill(~found, 0.0)) * found
-        return dict(
-            keypoints=kpts,
-            scores=scores,
-            visible=found.float(),
-            descriptors=desc)
+        res = gather_landmarks(
+            idx, keypoints=points, descriptors=descriptors.float())
+        res['scores'] = torch.exp(-dist.masked_fill(~found, 0.0)) * found
+        return res
 
     @torch.no_grad()
     def predict(self, inputs: Tensor, data_samples: SampleList) -> SampleList:
@@ -415,16 +386,9 @@ class ZeroShotEstimator(BasePoseEstimator):
         points, desc, valid = self.sample_descriptors_in_roi(
             inputs, data_samples)
         res = self.assign_landmarks(points, desc, valid)
-        with_desc = self.test_cfg.get('output_descriptors', True)
-        preds: List[InstanceData] = []
-        for i in range(inputs.shape[0]):
-            inst = InstanceData()
-            inst.keypoints = res['keypoints'][i:i + 1].cpu().numpy()
-            inst.keypoint_scores = res['scores'][i:i + 1].cpu().numpy()
-            inst.keypoints_visible = res['visible'][i:i + 1].cpu().numpy()
-            if with_desc:
-                inst.descriptors = res['descriptors'][i:i + 1].cpu().numpy()
-            preds.append(inst)
+        keys = ['descriptors'] if self.test_cfg.get('output_descriptors',
+                                                    True) else []
+        preds = to_pred_instances(res, keys)
         return self.add_pred_to_datasample(preds, None, data_samples)
 
     add_pred_to_datasample = TopdownPoseEstimator.add_pred_to_datasample
