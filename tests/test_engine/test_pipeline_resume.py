@@ -18,7 +18,7 @@ STAGES = [
     dict(name='proxy', iters=2, lr=5e-4, frozen=['descriptor_head']),
     dict(name='dldpp', iters=3, lr=5e-4,
          frozen=['descriptor_head', 'pose_vae.decoder',
-                'pose_vae.fc_decode']),
+                 'pose_vae.fc_decode']),
 ]
 
 

@@ -38,7 +38,7 @@ def test_interocular_distance():
         interocular_distance(gt, '68_centres'), abs(35 / 6 - 40 / 6))
     gt5 = _faces(3)
     d = interocular_distance(gt5, 0, 1)
-    np.testing.assert_allclose(d, np.linalg.norm(gt5[:, 0] - gt5[:, 1], 
+    np.testing.assert_allclose(d, np.linalg.norm(gt5[:, 0] - gt5[:, 1],
                                                  axis=-1))
     assert set(INTEROCULAR_PRESETS) >= {'mafl5', '68_mallis', '68_centres'}
     with pytest.raises(ValueError, match='out of range'):

@@ -55,6 +55,9 @@ val_dataloader = None
 val_cfg = None
 val_evaluator = None
 test_evaluator = [
-    dict(type='RegressionNMEMetric', norm_mode='interocular', norm_indices=(0, 1)),
+    dict(
+        type='RegressionNMEMetric',
+        norm_mode='interocular',
+        norm_indices=(0, 1)),
     dict(type='LandmarkDumpMetric'),  # landmarks.json in the work dir
 ]

@@ -60,8 +60,8 @@ class HyperFeatureAggregator(BaseModule):
         return torch.softmax(self.mixing_weights, dim=0).view(
             len(self.in_channels), self.num_timesteps)
 
-    def forward(self, feats: List[Tensor], out_size: Tuple[int,
-                                                             int]) -> Tensor:
+    def forward(self, feats: List[Tensor],
+                out_size: Tuple[int, int]) -> Tensor:
         """Aggregate features.
 
         Args:

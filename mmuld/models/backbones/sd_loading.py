@@ -141,8 +141,8 @@ def load_sd_components(pretrained: str,
     from transformers import CLIPTextModel, CLIPTokenizer
 
     pretrained = osp.expanduser(str(pretrained))
-    if osp.isfile(pretrained) or pretrained.endswith(
-        ('.safetensors', '.ckpt')):
+    single_file = pretrained.endswith(('.safetensors', '.ckpt'))
+    if osp.isfile(pretrained) or single_file:
         if not osp.isfile(pretrained):
             raise FileNotFoundError(
                 f'Stable Diffusion checkpoint not found: {pretrained!r}')

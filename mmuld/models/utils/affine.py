@@ -102,8 +102,10 @@ def warp_images(images: Tensor,
         raise ValueError(
             f'images must have shape (B, C, H, W), got {tuple(images.shape)}')
     B, C, H, W = images.shape
-    Ho, Wo = (H, W) if out_size is None else (int(out_size[0]),
-                                                int(out_size[1]))
+    if out_size is None:
+        Ho, Wo = H, W
+    else:
+        Ho, Wo = int(out_size[0]), int(out_size[1])
     dtype = images.dtype if images.is_floating_point() else torch.float32
     m = _to_3x3(matrices.to(dtype))
     if m.shape[0] != B:

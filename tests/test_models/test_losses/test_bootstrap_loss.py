@@ -87,8 +87,8 @@ def test_rotation_with_warped_smooth_descriptors():
     # smooth, position-encoding descriptors of image A
     ys, xs = torch.meshgrid(torch.linspace(-1, 1, h),
                             torch.linspace(-1, 1, w), indexing='ij')
-    feats = [torch.cos(k * xs + l * ys) for k in (2, 4) for l in (0, 2, 4)]
-    feats += [torch.sin(k * xs + l * ys) for k in (2, 4) for l in (0, 2, 4)]
+    feats = [torch.cos(k * xs + j * ys) for k in (2, 4) for j in (0, 2, 4)]
+    feats += [torch.sin(k * xs + j * ys) for k in (2, 4) for j in (0, 2, 4)]
     desc_a = F.normalize(torch.stack(feats)[None].repeat(2, 1, 1, 1), dim=1)
     # warp at map level: map-pixel matrix for stride 2
     s = 2.0
