@@ -19,8 +19,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from mmuld.models.utils.affine import (invert_affine, transform_points,
-                                       warp_images)
+from mmuld.models.utils.affine import (affine_matrices, invert_affine,
+                                       transform_points, warp_images)
 from .functional.equivariance import equivariance_error
 
 
@@ -42,16 +42,10 @@ def transform_matrix(angle: float,
     Returns:
         np.ndarray: ``(2, 3)`` float64 matrix.
     """
-    h, w = int(size[0]), int(size[1])
-    cx, cy = (w - 1) / 2.0, (h - 1) / 2.0
-    a = math.radians(float(angle))
-    c, s = math.cos(a), math.sin(a)
-    rot = np.array([[c, s, (1 - c) * cx - s * cy],
-                    [-s, c, s * cx + (1 - c) * cy], [0.0, 0.0, 1.0]])
-    if flip:
-        rot = rot @ np.array([[-1.0, 0.0, w - 1.0], [0.0, 1.0, 0.0],
-                              [0.0, 0.0, 1.0]])
-    return rot[:2]
+    # cv2's positive angle is affine_matrices' negative one
+    return affine_matrices(
+        torch.tensor([-float(angle)]), torch.tensor([bool(flip)]),
+        size)[0].numpy()
 
 
 def predict_input_landmarks(model: torch.nn.Module,

@@ -1,5 +1,6 @@
 # Copyright (c) mmuld contributors. All rights reserved.
-from .affine import (AffinePair, invert_affine, random_affine_matrices,
+from .affine import (AffinePair, affine_matrices, invert_affine,
+                     random_affine_matrices,
                      random_affine_pair, transform_points, warp_images)
 from .conv_stack import build_conv_stack
 from .keypoint_ops import (heatmap_nms, input_to_map_coords,
@@ -7,7 +8,7 @@ from .keypoint_ops import (heatmap_nms, input_to_map_coords,
                            render_gaussian_heatmaps, sample_descriptors)
 
 __all__ = [
-    'AffinePair', 'invert_affine', 'random_affine_matrices',
+    'AffinePair', 'affine_matrices', 'invert_affine', 'random_affine_matrices',
     'random_affine_pair', 'transform_points', 'warp_images',
     'build_conv_stack', 'heatmap_nms', 'input_to_map_coords',
     'map_to_input_coords', 'render_gaussian_heatmap',

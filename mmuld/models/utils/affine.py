@@ -6,7 +6,6 @@ source image to pixel coordinates of the warped image (pixel centres at
 integer coordinates, ``align_corners=False`` convention of
 :func:`torch.nn.functional.grid_sample`).
 """
-import math
 from functools import partial
 from typing import Callable, NamedTuple, Optional, Sequence, Tuple
 
@@ -124,6 +123,46 @@ def warp_images(images: Tensor,
         align_corners=False)
 
 
+def affine_matrices(angles: Tensor,
+                    flips: Tensor,
+                    image_size: Sequence[int],
+                    scales: Optional[Tensor] = None) -> Tensor:
+    """Flip + rotation (+ scale) matrices about the image centre.
+
+    Each transform first flips horizontally (``x -> W - 1 - x``) where
+    ``flips`` is True, then scales and rotates by ``angles`` degrees about
+    the pixel centre ``((W - 1) / 2, (H - 1) / 2)``; a positive angle turns
+    the x axis towards +y (clockwise on screen, y pointing down).
+
+    Args:
+        angles (Tensor): ``(B,)`` rotations in degrees.
+        flips (Tensor): ``(B,)`` bool horizontal flips.
+        image_size (Sequence[int]): ``(H, W)``.
+        scales (Tensor, optional): ``(B,)`` scales; default 1.
+
+    Returns:
+        Tensor: ``(B, 2, 3)`` float64 pixel -> pixel matrices.
+    """
+    H, W = int(image_size[0]), int(image_size[1])
+    rad = torch.deg2rad(torch.as_tensor(angles, dtype=torch.float64))
+    flips = torch.as_tensor(flips, dtype=torch.bool)
+    b = rad.shape[0]
+    if scales is None:
+        scales = torch.ones(b, dtype=torch.float64)
+    cx, cy = (W - 1) / 2.0, (H - 1) / 2.0
+    cos, sin = torch.cos(rad) * scales, torch.sin(rad) * scales
+    m = torch.zeros(b, 3, 3, dtype=torch.float64)
+    m[:, 0, 0], m[:, 0, 1] = cos, -sin
+    m[:, 1, 0], m[:, 1, 1] = sin, cos
+    m[:, 0, 2] = cx - cos * cx + sin * cy
+    m[:, 1, 2] = cy - sin * cx - cos * cy
+    m[:, 2, 2] = 1.0
+    flip = torch.eye(3, dtype=torch.float64).repeat(b, 1, 1)
+    flip[flips, 0, 0] = -1.0
+    flip[flips, 0, 2] = W - 1.0
+    return (m @ flip)[:, :2]
+
+
 def random_affine_matrices(batch_size: int,
                            image_size: Sequence[int],
                            max_rotation: float = 30.0,
@@ -161,7 +200,7 @@ def random_affine_matrices(batch_size: int,
     def rand(n):
         return torch.rand(n, generator=generator, dtype=torch.float64)
 
-    angles = (rand(batch_size) * 2 - 1) * math.radians(max_rotation)
+    angles = (rand(batch_size) * 2 - 1) * max_rotation  # degrees
     flips = rand(batch_size) < flip_prob
     if scale_range is not None:
         lo, hi = scale_range
@@ -170,19 +209,8 @@ def random_affine_matrices(batch_size: int,
         scales = lo + rand(batch_size) * (hi - lo)
     else:
         scales = torch.ones(batch_size, dtype=torch.float64)
-    cx, cy = (W - 1) / 2.0, (H - 1) / 2.0
-    cos, sin = torch.cos(angles) * scales, torch.sin(angles) * scales
-    m = torch.zeros(batch_size, 3, 3, dtype=torch.float64)
-    m[:, 0, 0], m[:, 0, 1] = cos, -sin
-    m[:, 1, 0], m[:, 1, 1] = sin, cos
-    m[:, 0, 2] = cx - cos * cx + sin * cy
-    m[:, 1, 2] = cy - sin * cx - cos * cy
-    m[:, 2, 2] = 1.0
-    flip = torch.eye(3, dtype=torch.float64).repeat(batch_size, 1, 1)
-    flip[flips, 0, 0] = -1.0
-    flip[flips, 0, 2] = W - 1.0
-    m = m @ flip
-    return m[:, :2].to(device=device, dtype=dtype)
+    return affine_matrices(
+        angles, flips, (H, W), scales=scales).to(device=device, dtype=dtype)
 
 
 def random_affine_pair(images: Tensor,
