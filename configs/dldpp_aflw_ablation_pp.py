@@ -1,8 +1,24 @@
-# Table 2 ablation "D-ULD + PP": pose-guided proxy task, but single-stage
-# K-means pseudo-labels in the last stage (no two-stage clustering).
+# Table 2 ablation "D-ULD + PP": D-ULD plus the pose-guided proxy task, no
+# two-stage clustering and no latent contrastive loss (Eq. 3). After the
+# proxy stage, the last stage trains like D-ULD on K-means pseudo-labels
+# (detector MSE + descriptor contrastive loss, descriptor head trainable),
+# with the D-ULD++ stage's length and learning rate; the VAE is unused and
+# frozen there (docs/methods.md, "The + PP ablation").
 _base_ = ['./dldpp_aflw.py']
+model = dict(train_cfg=dict(dldpp_objective='duld'))
+stages = [
+    dict(name='bootstrap', iters=50000, lr=1e-4, frozen=['pose_vae']),
+    dict(name='duld', iters=100000, lr=1e-4, frozen=['pose_vae']),
+    dict(name='proxy', iters=50000, lr=5e-5, frozen=['descriptor_head']),
+    dict(name='dldpp', iters=100000, lr=5e-4, frozen=['pose_vae']),
+]
 custom_hooks = [
     dict(type='NaNLossHook'),
-    dict(type='ULDStageHook', stages={{_base_.stages}}),
-    dict(type='PseudoLabelHook', interval=5000, two_stage=()),
+    dict(type='ULDStageHook', stages=stages),
+    dict(
+        type='PseudoLabelHook',
+        interval={{_base_.cluster_interval}},
+        num_pose_clusters={{_base_.num_pose_clusters}},
+        stages=('duld', 'proxy', 'dldpp'),
+        two_stage=()),
 ]

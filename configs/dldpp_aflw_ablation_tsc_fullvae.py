@@ -5,8 +5,10 @@ model = dict(train_cfg=dict(dldpp_objective='elbo'))
 stages = [
     dict(name='bootstrap', iters=50000, lr=1e-4, frozen=['pose_vae']),
     dict(name='duld', iters=100000, lr=1e-4, frozen=['pose_vae']),
-    dict(name='proxy', iters=50000, lr=5e-5, frozen=['descriptor_head']),
-    dict(name='dldpp', iters=100000, lr=5e-4, frozen=['descriptor_head']),
+    dict(name='proxy', iters=50000, lr=5e-5,
+         frozen=['backbone', 'descriptor_head']),
+    dict(name='dldpp', iters=100000, lr=5e-4,
+         frozen=['backbone', 'descriptor_head']),
 ]
 custom_hooks = [
     dict(type='NaNLossHook'),

@@ -14,13 +14,19 @@ heatmap_size = (16, 16)
 stages = [
     dict(name='bootstrap', iters=6, lr=1e-3, frozen=['pose_vae']),
     dict(name='duld', iters=6, lr=1e-3, frozen=['pose_vae']),
-    dict(name='proxy', iters=4, lr=5e-4, frozen=['descriptor_head']),
+    dict(
+        name='proxy',
+        iters=4,
+        lr=5e-4,
+        frozen=['backbone', 'descriptor_head']),
     dict(
         name='dldpp',
         iters=6,
         lr=5e-4,
-        frozen=['descriptor_head', 'pose_vae.decoder',
-                'pose_vae.fc_decode']),
+        frozen=[
+            'backbone', 'descriptor_head', 'pose_vae.decoder',
+            'pose_vae.fc_decode'
+        ]),
 ]
 train_cfg = dict(max_iters=sum(s['iters'] for s in stages))
 custom_hooks = [
@@ -37,13 +43,17 @@ model = dict(
     backbone=dict(
         pretrained='work_dirs/tiny_sd',
         agg_channels=agg_channels,
-        out_stride=out_stride),
+        out_stride=out_stride,
+        sd_input_size=None,
+        agg_cfg=dict(with_cp=False)),
     detector_head=dict(in_channels=agg_channels, feat_channels=32),
     descriptor_head=dict(
         in_channels=agg_channels, feat_channels=32, desc_dim=32),
     pose_vae=dict(heatmap_size=heatmap_size, latent_dim=64,
                   base_channels=8, num_stages=2),
-    test_cfg=dict(max_keypoints=20))
+    # a random tiny SD trained for a few iterations has no calibrated
+    # detector: every local maximum (3x3) is a keypoint here
+    test_cfg=dict(max_keypoints=20, score_thr=0.0, nms_kernel=3))
 
 meta_keys = ('id', 'img_id', 'img_path', 'category_id', 'crowd_index',
              'ori_shape', 'img_shape', 'input_size', 'input_center',
@@ -52,6 +62,7 @@ meta_keys = ('id', 'img_id', 'img_path', 'category_id', 'crowd_index',
 pipeline = [
     dict(type='SafeLoadImage'),
     dict(type='GetBBoxCenterScale', padding=1.25),
+    dict(type='CropInsideImage', input_size=input_size),
     dict(type='TopdownAffine', input_size=input_size),
     dict(type='PackPoseInputs', meta_keys=meta_keys),
 ]

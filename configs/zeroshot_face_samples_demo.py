@@ -31,7 +31,8 @@ model = dict(
     backbone=dict(
         pretrained='work_dirs/tiny_sd',
         agg_channels=agg_channels,
-        out_stride=out_stride))
+        out_stride=out_stride,
+        sd_input_size=None))
 
 meta_keys = ('id', 'img_id', 'img_path', 'category_id', 'crowd_index',
              'ori_shape', 'img_shape', 'input_size', 'input_center',

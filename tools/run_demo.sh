@@ -1,35 +1,33 @@
 #!/usr/bin/env bash
-# The embedded default: the whole D-ULD++ pipeline (bootstrapping, D-ULD,
-# pose-guided proxy task, D-ULD++ with two-stage clustering) on the real face
-# images shipped in data/face_samples with a tiny Stable Diffusion model
-# built on the spot, then evaluation (forward/backward NME, CED curves,
-# cluster quality, landmark visualisations). A few minutes on 2 CPU cores.
+# The main job: does D-ULD++ discover landmarks? On a freshly drawn face
+# world with known eye, nose and mouth positions (tools/misc/
+# make_synthetic_faces.py), train D-ULD++ with a CPU-sized trainable backbone
+# (its stage-2 checkpoint is D-ULD), run ZeroShot on the bootstrapped
+# backbone, and compare all three with the mean-shape and random-point
+# baselines (tools/analysis/learnability.py). About 10-15 minutes on 2 CPU
+# cores after set-up. Prints the table and the path of the picture grid.
+#
+# Environment: WORK_DIR (default work_dirs/learnability), FACE_WORLD (data
+# folder, default work_dirs/face_world), SEED (default 0). Extra arguments go
+# to learnability.py (e.g. --methods dldpp, --cfg-options ...).
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 bash "$ROOT/tools/setup_env.sh"
 cd "$ROOT"
 PY="$ROOT/.venv/bin/python"
-CFG=configs/dldpp_face_samples_demo.py
-WORK="${WORK_DIR:-work_dirs/dldpp_face_samples_demo}"
-SD_DIR=work_dirs/tiny_sd
-[ -f "$SD_DIR/model_index.json" ] || "$PY" tools/misc/make_tiny_sd.py "$SD_DIR"
-"$PY" tools/train.py "$CFG" --work-dir "$WORK"
-"$PY" tools/test.py "$CFG" "$WORK/stage4_dldpp.pth" --work-dir "$WORK" \
-  --show-dir vis --out "$WORK/metrics.json"
-"$PY" - "$WORK" <<'PYEOF'
-import json, os, sys
-work = sys.argv[1]
-m = json.load(open(os.path.join(work, 'metrics.json')))
-print('\n=== D-ULD++ on data/face_samples (tiny SD model) ===')
-for k in sorted(m):
-    if isinstance(m[k], (int, float)):
-        print(f'{k:>32s}: {m[k]:.4f}')
-import glob
-run = sorted(glob.glob(os.path.join(work, '2*', 'uld_eval')))[-1]
-run = os.path.dirname(run)
-print(f'metrics, CED curves (PNG + JSON), per-image errors: {run}/uld_eval')
-print(f'discovered landmarks (JSON): {work}/landmarks.json')
-print(f'landmark visualisations: {run}/vis')
-print(f'per-stage checkpoints: {work}/stage*_*.pth, '
-      f'pseudo-labels per round: {work}/pseudo_labels/')
-PYEOF
+WORK="${WORK_DIR:-work_dirs/learnability}"
+DATA="${FACE_WORLD:-work_dirs/face_world}"
+SEED="${SEED:-0}"
+if [ ! -f "$DATA/annotations/test.json" ]; then
+  "$PY" tools/misc/make_synthetic_faces.py "$DATA" --num-train 400 \
+    --num-test 150 --seed "$SEED"
+fi
+"$PY" tools/analysis/learnability.py --data-root "$DATA" \
+  --train-ann annotations/train.json --test-ann annotations/test.json \
+  --work-dir "$WORK" "$@"
+echo "With real Stable Diffusion weights (a diffusers folder, e.g. a saved"
+echo "SD-1.5, under checkpoints/stable-diffusion-v1-5), the same benchmark runs"
+echo "the paper's backbone:  $PY tools/analysis/learnability.py --data-root $DATA \\"
+echo "  --train-ann annotations/train.json --test-ann annotations/test.json \\"
+echo "  --work-dir work_dirs/learnability_sd --config configs/dldpp_face_world_sd.py \\"
+echo "  --zeroshot-config configs/zeroshot_face_world_sd.py   (GPU recommended)"

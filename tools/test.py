@@ -85,6 +85,19 @@ def merge_args(cfg: Config, args: argparse.Namespace) -> Config:
     return cfg
 
 
+class _CheckCheckpointHook(Hook):
+    """Refuse a checkpoint of another method, K or Q than the config."""
+
+    def __init__(self, config: str, filename: str) -> None:
+        self.config = config
+        self.filename = filename
+
+    def after_load_checkpoint(self, runner, checkpoint: dict) -> None:
+        from mmuld.utils import check_checkpoint_meta
+        check_checkpoint_meta(runner.model, checkpoint, self.filename,
+                              runner.cfg, self.config)
+
+
 class _SaveMetricsHook(Hook):
     """Write the final metrics to ``--out``."""
 
@@ -109,6 +122,9 @@ def main() -> None:
     else:
         from mmuld.registry import RUNNERS
         runner = RUNNERS.build(cfg)
+    if cfg.get('load_from'):
+        runner.register_hook(
+            _CheckCheckpointHook(args.config, cfg.load_from), 'VERY_HIGH')
     if args.out:
         runner.register_hook(_SaveMetricsHook(args.out), 'LOWEST')
     runner.test()

@@ -26,7 +26,8 @@ def parse_args() -> argparse.Namespace:
         '--amp',
         action='store_true',
         default=False,
-        help='enable automatic-mixed-precision training')
+        help='mixed precision: bf16 autocast of the trainable parts '
+        '(AmpOptimWrapper; CUDA only; optim_wrapper.dtype overrides)')
     parser.add_argument(
         '--cfg-options',
         nargs='+',
@@ -61,6 +62,9 @@ def merge_args(cfg: Config, args: argparse.Namespace) -> Config:
             f'`{optim_wrapper}.'
         cfg.optim_wrapper.type = 'AmpOptimWrapper'
         cfg.optim_wrapper.setdefault('loss_scale', 'dynamic')
+        # bf16 keeps fp32's range: the SD features and the large
+        # reconstruction losses need no fp16 loss scaling tricks
+        cfg.optim_wrapper.setdefault('dtype', 'bfloat16')
 
     if args.resume == 'auto':
         cfg.resume = True
@@ -71,6 +75,11 @@ def merge_args(cfg: Config, args: argparse.Namespace) -> Config:
 
     if args.cfg_options is not None:
         cfg.merge_from_dict(args.cfg_options)
+    if args.resume == 'auto':
+        # the newest intact checkpoint: a truncated last one (a run killed
+        # while saving) falls back to the previous one
+        from mmuld.utils import find_resumable_checkpoint
+        cfg.load_from = find_resumable_checkpoint(cfg.work_dir)
     return cfg
 
 

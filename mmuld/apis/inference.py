@@ -104,6 +104,11 @@ def init_model(config: ConfigLike,
     Returns:
         nn.Module: The model in eval mode, with ``cfg`` (the merged config)
         and ``dataset_meta`` (from the checkpoint meta, else None).
+
+    Raises:
+        CheckpointError: The checkpoint is corrupt or not plain weights.
+        CheckpointMismatchError: The checkpoint is of another method, K or
+            Q than the config's model.
     """
     from mmuld.registry import MODELS
     from mmuld.utils import register_all_modules
@@ -116,7 +121,14 @@ def init_model(config: ConfigLike,
         model = MODELS.build(cfg.model)
     dataset_meta = None
     if checkpoint is not None:
+        from mmuld.utils import check_checkpoint_meta
         ckpt = load_checkpoint(model, checkpoint, map_location='cpu')
+        check_checkpoint_meta(
+            model,
+            ckpt,
+            checkpoint,
+            cfg,
+            config_name=config if isinstance(config, str) else None)
         dataset_meta = ckpt.get('meta', {}).get('dataset_meta')
     model.cfg = cfg
     model.dataset_meta = dataset_meta

@@ -86,6 +86,29 @@ def write_dataset_info(path: str, dataset_info: dict) -> None:
         f.write('\n')
 
 
+def check_dataset_name(name: str) -> str:
+    """Refuse a dataset name that is not a plain file name.
+
+    The name becomes ``{out_dir}/{name}.json`` and ``{name}_info.py``; a
+    name with a path separator or ``..`` would write outside ``out_dir``.
+
+    Args:
+        name (str): The dataset / file name.
+
+    Returns:
+        str: The name.
+    """
+    seps = [os.sep] + ([os.altsep] if os.altsep else []) + ['/']
+    if not isinstance(name, str) or not name.strip() or \
+            name in ('.', '..') or any(c in name for c in seps) or \
+            name.startswith('~') or '\0' in name:
+        raise ValueError(
+            f'invalid dataset name {name!r}: use a plain file name '
+            '(letters, digits, "_", "-", "."), without a folder; the files '
+            'are written into --out-dir')
+    return name
+
+
 def _split_dataset_cfgs(cfg: Config, split: str) -> List[dict]:
     if split not in SPLITS:
         raise ValueError(f'split must be one of {SPLITS}, got {split!r}')
@@ -204,6 +227,7 @@ def export_pseudo_labels(config: Union[str, Config],
         ``num_keypoints``, ``flip_indices``, ``flip_pairs``,
         ``flip_distance`` (K x K) and ``flip_count``.
     """
+    check_dataset_name(dataset_name)
     if inferencer is None:
         inferencer = ULDInferencer(
             config,

@@ -25,6 +25,7 @@ from mmuld.rois import (AnnotationRoIProvider, BaseRoIProvider,
                         FallbackRoIProvider, MMDetRoIProvider,
                         WholeImageRoIProvider, build_roi_provider)
 from .inference import get_test_pipeline_cfg, init_model, load_config
+from .landmark_io import clean_landmarks, to_bgr_uint8
 
 IMG_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.ppm', '.bmp', '.pgm', '.tif',
                   '.tiff', '.webp')
@@ -228,6 +229,11 @@ class ULDInferencer(BaseInferencer):
             if not isinstance(x, (str, np.ndarray)):
                 raise TypeError('list inputs must be image paths or arrays, '
                                 f'got {type(x).__name__}')
+        # grey, BGRA and float arrays -> BGR uint8; bad ones fail here
+        inputs = [
+            to_bgr_uint8(x, f'input {i}') if isinstance(x, np.ndarray) else x
+            for i, x in enumerate(inputs)
+        ]
 
         def gen():
             for i, x in enumerate(inputs):
@@ -419,9 +425,10 @@ class ULDInferencer(BaseInferencer):
         Returns:
             dict: ``predictions``: per image ``img_path`` (or
             ``frame_index`` for videos), ``keypoints`` (K x [x, y]),
-            ``keypoint_scores`` (K), ``keypoints_visible`` (K, 0: no
-            landmark), ``bbox`` [x1, y1, x2, y2], ``roi_source``;
-            ``visualization``.
+            ``keypoint_scores`` (K), ``keypoints_visible`` (K; 1: found
+            and inside the image, 0: not, reported at (0, 0) with score 0,
+            see :func:`clean_landmarks`), ``bbox`` [x1, y1, x2, y2],
+            ``roi_source``; ``visualization``.
         """
         results = []
         for i, pred in enumerate(preds):
@@ -433,6 +440,12 @@ class ULDInferencer(BaseInferencer):
             kpts = np.asarray(inst.keypoints)[0, :, :2]
             scores = np.asarray(inst.keypoint_scores).reshape(-1)
             vis = np.asarray(inst.keypoints_visible).reshape(-1)
+            shape = item['img'].shape[:2] if 'img' in item else \
+                pred.metainfo.get('ori_shape')
+            if shape is not None:
+                # one convention everywhere: visible = found and inside
+                # the image; not visible = (0, 0), score 0
+                kpts, scores, vis = clean_landmarks(kpts, scores, vis, shape)
             res = dict(
                 img_path=item.get('img_path'),
                 keypoints=kpts.astype(float).tolist(),
@@ -460,7 +473,9 @@ class ULDInferencer(BaseInferencer):
 
         Args:
             inputs (str | ndarray | list): Image path, folder, video file,
-                BGR array or a list of paths / arrays.
+                array or a list of paths / arrays. Arrays: BGR, grey
+                (H, W) or (H, W, 1), BGRA; uint8, or float in [0, 1] or
+                [0, 255] (see :func:`to_bgr_uint8`); others are refused.
             batch_size (int): Batch size. Defaults to 1.
             out_dir (str, optional): Writes ``landmarks.json`` (the
                 :class:`LandmarkDumpMetric` format, plus ``frame_index`` and

@@ -52,7 +52,9 @@ def exemplar_assignment(
             ``image_ids.max() + 1``.
         return_distances (bool): Also return the squared distance of each
             exemplar to its centroid (``inf`` where there is none).
-        device (str | torch.device, optional): Compute device.
+        device (str | torch.device, optional): Compute device (see
+            :func:`resolve_device`). The results always come back on the
+            device of ``descriptors`` (the CPU for numpy arrays).
 
     Returns:
         Tensor | tuple[Tensor, Tensor]: ``indices`` of shape
@@ -60,6 +62,8 @@ def exemplar_assignment(
         ``j`` has no point of cluster ``c``; and optionally ``distances``
         (num_images, C).
     """
+    out_dev = descriptors.device if isinstance(
+        descriptors, Tensor) else torch.device('cpu')
     dev = resolve_device(device, descriptors)
     desc = as_points(descriptors, 'descriptors', dev)
     p = desc.shape[0]
@@ -103,9 +107,9 @@ def exemplar_assignment(
         best_idx.scatter_reduce_(
             0, key[is_best], pts[is_best], reduce='amin')
     best_idx[best_idx == p] = -1
-    indices = best_idx.view(num_images, c)
+    indices = best_idx.view(num_images, c).to(out_dev)
     if return_distances:
-        return indices, best_dist.view(num_images, c)
+        return indices, best_dist.view(num_images, c).to(out_dev)
     return indices
 
 

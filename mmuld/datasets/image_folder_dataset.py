@@ -71,8 +71,11 @@ class ULDImageFolderDataset(BaseDataset):
         k = self._metainfo['num_keypoints']
         data_list = []
         for i, path in enumerate(files):
-            with Image.open(path) as im:
-                w, h = im.size
+            try:
+                with Image.open(path) as im:
+                    w, h = im.size
+            except OSError as e:
+                raise ValueError(f'cannot read image {path} ({e})') from None
             data_list.append(
                 dict(
                     img_id=i,
@@ -91,4 +94,10 @@ class ULDImageFolderDataset(BaseDataset):
         data_info = self.get_data_info(idx)
         for key in ('flip_indices', 'flip_pairs', 'dataset_keypoint_weights'):
             data_info[key] = self._metainfo[key]
-        return self.pipeline(data_info)
+        data = self.pipeline(data_info)
+        if data is None and self.test_mode:
+            from .transforms.safe_load_image import SafeLoadImage
+            path = data_info['img_path']
+            raise ValueError(f'cannot read image {path} '
+                             f'({SafeLoadImage.errors.get(path, "")})')
+        return data

@@ -17,12 +17,29 @@ ULD_SPLITS = ('train', 'test')
 def _peek_num_keypoints(ann_file: str) -> int:
     if not osp.isfile(ann_file):
         raise FileNotFoundError(f'Annotation file not found: {ann_file}')
-    with open(ann_file) as f:
-        data = json.load(f)
-    anns = data.get('annotations', [])
-    if not anns:
-        raise ValueError(f'{ann_file} contains no annotations.')
-    return len(anns[0]['keypoints']) // 3
+    try:
+        with open(ann_file) as f:
+            data = json.load(f)
+        anns = data.get('annotations', [])
+        if not anns:
+            raise ValueError(f'{ann_file} contains no annotations.')
+        return len(anns[0]['keypoints']) // 3
+    except json.JSONDecodeError as e:
+        raise ValueError(f'annotation file {ann_file} is not valid JSON '
+                         f'({e})') from None
+    except (AttributeError, KeyError, TypeError) as e:
+        raise ValueError(f'annotation file {ann_file} is not a COCO '
+                         f'keypoint file ({type(e).__name__}: {e})') from None
+
+
+def _unreadable_detail(path: str) -> str:
+    """Why an image could not be read, in a few words."""
+    from .transforms.safe_load_image import SafeLoadImage
+    if not osp.isfile(path):
+        return 'the file does not exist'
+    if osp.getsize(path) == 0:
+        return 'the file is empty'
+    return SafeLoadImage.errors.get(path) or 'it cannot be decoded'
 
 
 @DATASETS.register_module()
@@ -47,6 +64,12 @@ class ULDFaceDataset(BaseCocoStyleDataset):
         keypoint_mapping (Sequence, optional): Explicit mapping (one index or
             index list per output point); overrides ``landmark_subset``'s
             built-in mapping.
+        max_unreadable (float): Largest share of the images that may be
+            missing (checked when the dataset is built) or undecodable
+            (counted while training) before the dataset stops with one
+            error naming the folder and the count; fewer are skipped with
+            one warning each. In test mode every image must be readable.
+            Defaults to 0.5.
         **kwargs: :class:`mmpose.datasets.BaseCocoStyleDataset` arguments
             (``data_root``, ``data_prefix``, ``pipeline``, ``test_mode``,
             ``metainfo``, ...). ``data_mode`` is always ``'topdown'``.
@@ -61,7 +84,13 @@ class ULDFaceDataset(BaseCocoStyleDataset):
                      int]]]] = None,
                  metainfo: Optional[dict] = None,
                  data_root: Optional[str] = None,
+                 max_unreadable: float = 0.5,
                  **kwargs):
+        if not 0 <= max_unreadable <= 1:
+            raise ValueError(
+                f'max_unreadable must be in [0, 1], got {max_unreadable}')
+        self.max_unreadable = max_unreadable
+        self._unreadable = set()
         if uld_split not in ULD_SPLITS:
             raise ValueError(f"uld_split must be 'train' or 'test', got "
                              f'{uld_split!r}.')
@@ -104,6 +133,74 @@ class ULDFaceDataset(BaseCocoStyleDataset):
             metainfo=metainfo,
             data_root=data_root,
             **kwargs)
+
+    def load_data_list(self) -> List[dict]:
+        """Load the annotations; name the file when it is malformed, and
+        check that the images exist."""
+        try:
+            data_list = super().load_data_list()
+        except json.JSONDecodeError as e:
+            raise ValueError(f'annotation file {self.ann_file} is not valid '
+                             f'JSON ({e})') from None
+        except (AssertionError, AttributeError, KeyError, TypeError) as e:
+            raise ValueError(
+                f'annotation file {self.ann_file} is not a COCO keypoint '
+                f'file ({type(e).__name__}: {e})') from None
+        return self._check_images(data_list)
+
+    def _image_folder(self, paths: Sequence[str]) -> str:
+        folder = self.data_prefix.get('img') or self.data_root
+        if not folder:
+            folder = osp.commonpath([osp.abspath(p) for p in paths]) \
+                if paths else '.'
+        return folder
+
+    def _check_images(self, data_list: List[dict]) -> List[dict]:
+        """Stop when the images are missing; skip a few missing ones."""
+        from mmengine.logging import print_log
+        paths = sorted({d['img_path'] for d in data_list})
+        missing = [p for p in paths if not osp.isfile(p)]
+        if not missing:
+            return data_list
+        folder = self._image_folder(paths)
+        what = (f'{len(missing)} of the {len(paths)} images listed in '
+                f'{self.ann_file} are missing under {folder}')
+        if len(missing) == len(paths):
+            raise FileNotFoundError(
+                f'{what} (all of them; e.g. {missing[0]}): check data_root '
+                'and data_prefix')
+        if self.test_mode:
+            raise FileNotFoundError(
+                f'{what} (e.g. {missing[0]}); evaluation needs every image')
+        if len(missing) > self.max_unreadable * len(paths):
+            raise FileNotFoundError(
+                f'{what} (e.g. {missing[0]}), more than max_unreadable='
+                f'{self.max_unreadable} of them')
+        for p in missing[:20]:
+            print_log(f'skipping missing image {p}', logger='current',
+                      level=30)
+        print_log(f'{what}; they are skipped', logger='current', level=30)
+        gone = set(missing)
+        return [d for d in data_list if d['img_path'] not in gone]
+
+    def prepare_data(self, idx: int):
+        """Run the pipeline; an unreadable image is an error in test mode
+        and after ``max_unreadable`` of the images in training."""
+        data = super().prepare_data(idx)
+        if data is None:
+            path = self.get_data_info(idx).get('img_path')
+            if self.test_mode:
+                raise ValueError(f'cannot read test image {path} '
+                                 f'({_unreadable_detail(path)})')
+            self._unreadable.add(path)
+            n = len(self._unreadable)
+            if n > self.max_unreadable * len(self):
+                raise RuntimeError(
+                    f'{n} of the {len(self)} images under '
+                    f'{self._image_folder([path])} cannot be read (e.g. '
+                    f'{path}: {_unreadable_detail(path)}), more than '
+                    f'max_unreadable={self.max_unreadable} of them')
+        return data
 
     def parse_data_info(self, raw_data_info: dict) -> Optional[dict]:
         """Parse one annotation, map the GT and add ``uld_split``."""

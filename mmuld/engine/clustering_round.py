@@ -55,7 +55,8 @@ def cluster_pseudo_labels(keypoints: Tensor,
                           codes: Optional[Tensor] = None,
                           num_pose_clusters: int = 1,
                           seed: int = 0,
-                          device: Optional[str] = None
+                          device: Optional[str] = None,
+                          near_border: Optional[Tensor] = None
                           ) -> Tuple[PseudoLabelBank, Dict[str, Tensor],
                                      Dict[str, float]]:
     """Cluster keypoint descriptors into pseudo-labels.
@@ -76,11 +77,13 @@ def cluster_pseudo_labels(keypoints: Tensor,
         num_pose_clusters (int): Q (two-stage clustering only).
         seed (int): Random seed of K-means.
         device (str, optional): Clustering device (GPU when available).
+        near_border (Tensor, optional): (P,) bool, keypoints within 2 map
+            cells of the crop border or of padding (diagnostics only).
 
     Returns:
         tuple: the :class:`PseudoLabelBank`, the centroids for inference
         (``centroids`` (Q', K, D), ``pose_centroids`` (Q, Dz) or None) and
-        statistics (inertia, images with all K landmarks, ...).
+        statistics, see :func:`round_diagnostics`.
     """
     if descriptors.shape[0] < num_landmarks:
         raise ValueError(
@@ -89,7 +92,10 @@ def cluster_pseudo_labels(keypoints: Tensor,
             'lower test_cfg.score_thr or train the detector longer')
     k = num_landmarks
     glob = kmeans(descriptors, k, seed=seed, device=device)
-    stats = dict(inertia=float(glob.inertia), reseeds=float(glob.n_reseeds))
+    stats = round_diagnostics(image_ids, num_images, glob.labels.cpu(), k,
+                              near_border)
+    stats.update(
+        inertia=float(glob.inertia), reseeds=float(glob.n_reseeds))
     if codes is None:
         ex = exemplar_assignment(
             descriptors, image_ids, glob.labels, glob.centroids,
@@ -123,10 +129,75 @@ def cluster_pseudo_labels(keypoints: Tensor,
         codes=None if codes is None else torch.as_tensor(codes).float())
     per_image = valid.sum(1).float()
     stats.update(
-        mean_landmarks_per_image=float(per_image.mean()),
-        images_without_landmarks=float((per_image == 0).sum()),
-        smallest_cluster=float(valid.sum(0).min()))
+        landmarks_per_image=float(per_image.mean()),
+        images_without_landmarks=float((per_image == 0).sum()))
     return bank, cents, stats
+
+
+def round_diagnostics(image_ids: Tensor,
+                      num_images: int,
+                      labels: Tensor,
+                      num_clusters: int,
+                      near_border: Optional[Tensor] = None
+                      ) -> Dict[str, float]:
+    """Health figures of one clustering round (see docs/methods.md).
+
+    A detector that collapses (about one keypoint per image), keypoints
+    that sit on the crop border or padding, and degenerate clusters show
+    up here at the round where they happen.
+
+    Args:
+        image_ids (Tensor): (P,) image of each keypoint.
+        num_images (int): Training images N.
+        labels (Tensor): (P,) K-means cluster of each keypoint.
+        num_clusters (int): K.
+        near_border (Tensor, optional): (P,) bool, keypoint within 2 map
+            cells of the crop border or of padding.
+
+    Returns:
+        dict: ``keypoints`` (total), ``kpts_per_image_mean``,
+        ``kpts_per_image_min``, ``border_share`` (fraction of keypoints
+        near the border, if given), ``cluster_size_min`` and
+        ``cluster_size_max``.
+    """
+    per_image = torch.bincount(image_ids.long().cpu(), minlength=num_images)
+    sizes = torch.bincount(labels.long().cpu(), minlength=num_clusters)
+    out = dict(
+        keypoints=float(image_ids.numel()),
+        kpts_per_image_mean=float(per_image.float().mean()),
+        kpts_per_image_min=float(per_image.min()))
+    if near_border is not None and near_border.numel():
+        out['border_share'] = float(near_border.float().mean())
+    out.update(
+        cluster_size_min=float(sizes.min()),
+        cluster_size_max=float(sizes.max()))
+    return out
+
+
+def health_warnings(stats: Dict[str, float], num_landmarks: int) -> list:
+    """Plain-language warnings for a round whose figures show a failure.
+
+    Args:
+        stats (dict): Output of :func:`cluster_pseudo_labels`.
+        num_landmarks (int): K.
+
+    Returns:
+        list[str]: One message per problem (empty when healthy).
+    """
+    out = []
+    mean = stats.get('kpts_per_image_mean')
+    if mean is not None and mean < num_landmarks:
+        out.append(f'only {mean:.2f} keypoints per image for K='
+                   f'{num_landmarks} landmarks: the detector has collapsed '
+                   '(or test_cfg.score_thr is too high)')
+    share = stats.get('border_share')
+    if share is not None and share > 0.25:
+        out.append(f'{100 * share:.0f}% of the keypoints lie within 2 map '
+                   'cells of the crop border or padding')
+    lo = stats.get('cluster_size_min')
+    if lo is not None and lo == 0:
+        out.append('an empty cluster (re-seeded by K-means)')
+    return out
 
 
 def summarize(stats: Dict[str, float]) -> str:

@@ -86,7 +86,9 @@ def predict_input_landmarks(model: torch.nn.Module,
         ZeroShotEstimator, image_to_input_coords)
     from mmuld.models.utils.keypoint_ops import sample_descriptors
     if isinstance(model, ULDEstimator):
-        res = model.assign_landmarks(model.extract_keypoints(inputs))
+        res = model.assign_landmarks(model.extract_keypoints(
+            inputs, dense=model.dense_at_test(),
+            min_keypoints=model.min_keypoints_at_test()))
         return res['keypoints'].float(), res['visible'] > 0, None
     if isinstance(model, ZeroShotEstimator):
         if matrix is None:

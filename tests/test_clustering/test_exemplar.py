@@ -62,3 +62,22 @@ def test_bad_input():
     with pytest.raises(ValueError, match='centroids'):
         exemplar_assignment(desc, np.zeros(3, int), np.zeros(3, int),
                             np.zeros((2, 3), np.float32))
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason='needs CUDA')
+def test_results_on_the_device_of_the_inputs_cuda():
+    # issue 12 item 10: CUDA is picked for the computation when available,
+    # yet CPU inputs must give CPU results (and CUDA inputs CUDA results)
+    rng = np.random.default_rng(1)
+    desc = torch.from_numpy(rng.normal(size=(50, 4)).astype(np.float32))
+    img = torch.from_numpy(rng.integers(0, 5, 50))
+    lab = torch.from_numpy(rng.integers(0, 3, 50))
+    cent = torch.from_numpy(rng.normal(size=(3, 4)).astype(np.float32))
+    idx, dist = exemplar_assignment(
+        desc, img, lab, cent, return_distances=True)
+    assert idx.device.type == 'cpu' and dist.device.type == 'cpu'
+    ref = exemplar_assignment(desc, img, lab, cent, device='cpu')
+    assert torch.equal(idx, ref)
+    idx_cuda = exemplar_assignment(
+        desc.cuda(), img.cuda(), lab.cuda(), cent.cuda(), device='cpu')
+    assert idx_cuda.is_cuda and torch.equal(idx_cuda.cpu(), ref)

@@ -2,6 +2,7 @@
 """tools/train.py + --resume on the CPU, and a corrupt training image."""
 import glob
 import json
+import os
 import os.path as osp
 import shutil
 import subprocess
@@ -44,12 +45,32 @@ def _write_cfg(tmp_path, tiny_sd_dir, data_root):
     return str(cfg)
 
 
+def _env():
+    """Environment whose `mmuld` is the tree under test (not whatever the
+    venv's editable install points at)."""
+    env = dict(os.environ)
+    env['PYTHONPATH'] = os.pathsep.join(
+        [ROOT] + [p for p in env.get('PYTHONPATH', '').split(os.pathsep)
+                  if p])
+    return env
+
+
 def _train(cfg, work, *extra):
     cmd = [sys.executable, osp.join(ROOT, 'tools', 'train.py'), cfg,
            '--work-dir', str(work), *extra]
-    out = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
+    out = subprocess.run(
+        cmd, capture_output=True, text=True, cwd=ROOT, env=_env())
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
     return out.stdout + out.stderr
+
+
+def test_subprocess_imports_the_tree_under_test():
+    out = subprocess.run(
+        [sys.executable, '-c', 'import mmuld; print(mmuld.__file__)'],
+        capture_output=True, text=True, cwd='/', env=_env())
+    assert out.returncode == 0, out.stderr
+    assert osp.realpath(out.stdout.strip()) == osp.realpath(
+        osp.join(ROOT, 'mmuld', '__init__.py'))
 
 
 def test_train_then_resume_with_tools_train(tmp_path, tiny_sd_dir):
@@ -60,20 +81,24 @@ def test_train_then_resume_with_tools_train(tmp_path, tiny_sd_dir):
     _train(cfg, work, '--cfg-options', 'train_cfg.max_iters=3')
     assert osp.isfile(work / 'iter_3.pth')
     assert not osp.isfile(work / 'iter_4.pth')
-    rounds = glob.glob(str(work / 'pseudo_labels' / '*.npz'))
-    assert len(rounds) == 1
+    rounds = sorted(glob.glob(str(work / 'pseudo_labels' / '*.npz')))
+    # the round at iteration 2 and the final round after iteration 3
+    assert [osp.basename(r) for r in rounds] == [
+        'round_001_iter_2.npz', 'round_002_iter_3.npz'
+    ]
     # --resume picks up the last checkpoint, its stage and pseudo-labels
     log = _train(cfg, work, '--resume')
     assert 'resumed epoch: 0, iter: 3' in log
-    assert 'restored pseudo-labels of round 1 (stage "duld", iteration 2)' \
+    assert 'restored pseudo-labels of round 2 (stage "duld", iteration 3)' \
         in log
     assert 'ULD stage 2/2 "duld" from iteration 3' in log
     assert osp.isfile(work / 'iter_5.pth')
     assert osp.isfile(work / 'stage2_duld.pth')
-    # the resumed run re-clustered at iteration 4 (interval 2)
+    # the restored round is recent (interval 2): no round until the final
+    # one after iteration 5
     rounds = sorted(glob.glob(str(work / 'pseudo_labels' / '*.npz')))
     assert [osp.basename(r) for r in rounds] == [
-        'round_001_iter_2.npz', 'round_002_iter_4.npz'
+        'round_001_iter_2.npz', 'round_002_iter_3.npz', 'round_003_iter_5.npz'
     ]
 
 

@@ -139,3 +139,48 @@ def test_repeats_subsets_and_errors():
     with pytest.raises(ValueError, match='shape'):
         forward_backward_nme(disc[:80, :, 0], gt[:80], disc[80:], gt[80:],
                              norm)
+
+
+def _oracle_ridge(x_tr, y_tr, x_te, alpha_rel):
+    """Closed-form centred ridge, penalty alpha_rel * max(Xc^T Xc)."""
+    xm, ym = x_tr.mean(0), y_tr.mean(0)
+    xc = x_tr - xm
+    gram = xc.T @ xc
+    w = np.linalg.solve(gram + alpha_rel * gram.max() * np.eye(len(gram)),
+                        xc.T @ (y_tr - ym))
+    return (x_te - xm) @ w + ym
+
+
+def oracle_nme(pred_tr, gt_tr, pred_te, gt_te, norm, fa, ba):
+    """Forward / backward NME (%) with every landmark valid."""
+    n, m = len(pred_tr), len(pred_te)
+    y_hat = _oracle_ridge(pred_tr.reshape(n, -1), gt_tr.reshape(n, -1),
+                          pred_te.reshape(m, -1), fa).reshape(gt_te.shape)
+    x_hat = _oracle_ridge(gt_tr.reshape(n, -1), pred_tr.reshape(n, -1),
+                          gt_te.reshape(m, -1), ba).reshape(pred_te.shape)
+    fwd = np.linalg.norm(y_hat - gt_te, axis=-1) / norm[:, None]
+    bwd = np.linalg.norm(x_hat - pred_te, axis=-1) / norm[:, None]
+    return fwd.mean() * 100, bwd.mean() * 100
+
+
+@pytest.mark.parametrize('scale', [1.0, 40.0])
+def test_ridge_penalty_relative_to_gram_max(scale):
+    """Equal to a closed-form oracle with the relative penalty, at the
+    protocol's alphas; and so invariant to the unit of the coordinates
+    (an absolute penalty is not)."""
+    gt = _faces(60, seed=5) * scale
+    rng = np.random.default_rng(2)
+    a = rng.normal(0, 1, (7, 5))
+    disc = np.einsum('kg,ngc->nkc', a, gt) / 3 + rng.normal(
+        0, 4 * scale, (60, 7, 2))
+    gtr, gte = _split(gt, 45)
+    dtr, dte = _split(disc, 45)
+    norm = interocular_distance(gte, 0, 1)
+    res = forward_backward_nme(dtr, gtr, dte, gte, norm)
+    fwd, bwd = oracle_nme(dtr, gtr, dte, gte, norm, 1e-3, 1e-1)
+    assert res['forward'] == pytest.approx(fwd, rel=1e-6)
+    assert res['backward'] == pytest.approx(bwd, rel=1e-6)
+    # the protocol's backward penalty shrinks visibly: an unpenalised fit
+    # gives a clearly different value
+    _, bwd_free = oracle_nme(dtr, gtr, dte, gte, norm, 1e-3, 0.0)
+    assert abs(bwd - bwd_free) > 0.05 * bwd

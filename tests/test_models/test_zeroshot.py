@@ -348,6 +348,9 @@ def test_landmark_dump_metric_format(tmp_path):
             img_path=f'img{i}.jpg',
             img_id=np.int64(i),
             uld_split='test',
+            input_center=np.array([5., 6.]),
+            input_scale=np.array([8., 8.]),
+            input_size=(4, 4),
             gt_instances=dict(bboxes=np.array([[0., 0., 10., 10.]])),
             pred_instances=dict(
                 keypoints=np.full((1, 3, 2), float(i)),
@@ -363,6 +366,8 @@ def test_landmark_dump_metric_format(tmp_path):
         img_id=1,
         uld_split='test',
         bbox=[0., 0., 10., 10.],
+        crop=[1., 2., 9., 10.],
+        input_size=[4, 4],
         keypoints=[[1., 1.]] * 3,
         scores=[0.5, 0.2, 0.],
         visible=[1, 1, 0])

@@ -3,7 +3,10 @@ import os.path as osp
 
 import pytest
 
-FACE_SAMPLES = '/work/shared/data/face_samples'
+# the face samples shipped with the repository
+FACE_SAMPLES = osp.join(
+    osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))), 'data',
+    'face_samples')
 
 
 def pytest_configure(config):
@@ -11,8 +14,8 @@ def pytest_configure(config):
 
 
 def rtmdet_tiny_config() -> str:
-    """Path of the rtmdet-tiny config shipped with mmdet (may not exist)."""
-    mmdet = pytest.importorskip('mmdet')
+    """Path of the rtmdet-tiny config shipped with mmdet."""
+    import mmdet
     return osp.join(
         osp.dirname(mmdet.__file__), '.mim', 'configs', 'rtmdet',
         'rtmdet_tiny_8xb32-300e_coco.py')
@@ -21,14 +24,12 @@ def rtmdet_tiny_config() -> str:
 @pytest.fixture(scope='session')
 def rtmdet_config():
     path = rtmdet_tiny_config()
-    if not osp.isfile(path):
-        pytest.skip(f'mmdet config not found: {path}')
+    assert osp.isfile(path), f'mmdet config not found: {path}'
     return path
 
 
 @pytest.fixture(scope='session')
 def face_image_path():
     path = osp.join(FACE_SAMPLES, '300w', 'indoor_020.png')
-    if not osp.isfile(path):
-        pytest.skip(f'face sample not found: {path}')
+    assert osp.isfile(path), f'face sample not found: {path}'
     return path

@@ -25,29 +25,49 @@ def _load_tool():
 
 
 @pytest.fixture(scope='module')
-def exported(tmp_path_factory, tiny_sd_dir):
-    """Untrained demo model with random centroids, exported by the tool."""
-    from mmengine.runner import save_checkpoint
-
-    from mmuld.apis import init_model
-    opts = {
-        'model.backbone.pretrained': tiny_sd_dir,
-        'train_dataloader.dataset.data_root': FACE_DIR,
-    }
-    model = init_model(CONFIG, None, 'cpu', opts)
-    torch.manual_seed(0)
-    dim = model.cfg.model.descriptor_head.desc_dim
-    model.set_centroids(
-        torch.nn.functional.normalize(
-            torch.randn(model.num_landmarks, dim), dim=-1))
+def exported(tmp_path_factory, trained_dldpp):
+    """The session's trained demo model, exported by the tool."""
+    opts = trained_dldpp['cfg_options']
     work = tmp_path_factory.mktemp('export')
-    ckpt = str(work / 'uld.pth')
-    save_checkpoint(dict(state_dict=model.state_dict(), meta={}), ckpt)
     out_dir = str(work / 'labels')
-    argv = [CONFIG, ckpt, '--out-dir', out_dir, '--split', 'train',
-            '--cfg-options'] + [f'{k}={v}' for k, v in opts.items()]
+    argv = [CONFIG, trained_dldpp['checkpoint'], '--out-dir', out_dir,
+            '--split', 'train', '--cfg-options'
+            ] + [f'{k}={v}' for k, v in opts.items()]
     res = _load_tool().main(argv)
-    return res, model.num_landmarks, out_dir
+    return res, trained_dldpp['num_landmarks'], out_dir
+
+
+# landmarks at fixed input pixels, mirror-symmetric about the crop's axis
+# (u -> 64 - u for the 64-px input): pairs 0-1, 2-3, 4-5, 6-7; 8, 9 centre
+SYMMETRIC = [(20., 20.), (44., 20.), (15., 40.), (49., 40.), (25., 50.),
+             (39., 50.), (10., 30.), (54., 30.), (32., 25.), (32., 45.)]
+SYMMETRIC_FLIP = [1, 0, 3, 2, 5, 4, 7, 6, 8, 9]
+
+
+@pytest.fixture(scope='module')
+def exported_symmetric(tmp_path_factory, trained_dldpp):
+    """Export of a model whose landmarks are mirror pairs by construction:
+    the flip partners are known."""
+    from mmuld.models import ULDEstimator
+
+    def assign(self, out):
+        b = out['keypoints'].shape[0]
+        kp = torch.tensor(SYMMETRIC).expand(b, -1, -1).clone()
+        k = kp.shape[1]
+        return dict(keypoints=kp, scores=torch.ones(b, k),
+                    visible=torch.ones(b, k),
+                    descriptors=torch.zeros(b, k, 2),
+                    pose_labels=torch.zeros(b, dtype=torch.long))
+
+    opts = trained_dldpp['cfg_options']
+    out_dir = str(tmp_path_factory.mktemp('export_sym') / 'labels')
+    argv = [CONFIG, trained_dldpp['checkpoint'], '--out-dir', out_dir,
+            '--split', 'train', '--cfg-options'
+            ] + [f'{k}={v}' for k, v in opts.items()]
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(ULDEstimator, 'assign_landmarks', assign)
+        res = _load_tool().main(argv)
+    return res
 
 
 def test_coco_json_format(exported):
@@ -114,6 +134,39 @@ def test_flip_pairs_match_the_distances(exported):
         # a pair is only formed below the default 0.2 threshold
         assert sym[i, j] <= 0.2
     assert res['flip_count'].max() <= res['num_images']
+
+
+def test_mirror_symmetric_landmarks_give_their_flip_pairs(
+        exported_symmetric):
+    res = exported_symmetric
+    assert res['flip_indices'] == SYMMETRIC_FLIP
+    assert res['flip_pairs'] == [[0, 1], [2, 3], [4, 5], [6, 7]]
+    d = res['flip_distance']
+    for i, j in res['flip_pairs']:
+        # mirrored partners land on each other (RoI-normalised distance)
+        assert d[i, j] < 0.02 and d[j, i] < 0.02, d
+        assert d[i, i] > 0.1, d
+    assert (res['flip_count'] == res['num_images']).all()
+    info = Config.fromfile(res['info_file']).dataset_info
+    assert info.keypoint_info[0]['swap'] == 'lm1'
+    assert info.keypoint_info[8]['swap'] == ''
+
+
+def test_landmarks_lie_inside_the_crop(exported):
+    """Exported landmarks: inside the padded crop of their box, at least
+    the NMS border away from its edges, spread over the face."""
+    res, k, _ = exported
+    with open(res['ann_file']) as f:
+        coco = json.load(f)
+    for ann in coco['annotations']:
+        kp = np.asarray(ann['keypoints'], dtype=float).reshape(-1, 3)
+        x, y, w, h = ann['bbox']
+        side = 1.25 * max(w, h)
+        half = side / 2 - side * 5 / 64
+        pts = kp[kp[:, 2] > 0, :2]
+        assert np.all(np.abs(pts - [x + w / 2, y + h / 2]) <= half), (pts,
+                                                                      x, y)
+        assert np.all(pts.std(0) > side / 64), pts
 
 
 def test_bad_split(exported):

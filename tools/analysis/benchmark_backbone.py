@@ -18,25 +18,41 @@ with ``--tiny`` (default on the CPU) the tiny test model of
 * peak memory (CUDA: ``max_memory_allocated``; CPU: process max RSS);
 * speed-up over the naive extractor (fp32, one image and one timestep per
   full UNet call, features copied to the host), measured in the same run,
-  and the largest relative difference between the two feature sets.
+  and the largest relative difference between the two feature sets;
+* with an ``sd_input_size`` that differs from the crop, the cost of that
+  resize: the extractor's images/s with SD at the crop size, for
+  comparison.
+
+The backbone settings (``out_stride``, ``agg_channels``, ``sd_input_size``,
+the aggregator options) default to those of ``--config`` (the model of
+``configs/dldpp_aflw.py``); ``--out-stride`` and ``--sd-input-size``
+override them. ``--tiny`` ignores the config's ``sd_input_size`` (set for
+SD-1.5) unless given on the command line.
 
 Examples::
 
     python tools/analysis/benchmark_backbone.py --device cpu --tiny
     python tools/analysis/benchmark_backbone.py --device cuda \
         --batch-size 16 --img-size 512 --timesteps 5 --dtype bf16
+    python tools/analysis/benchmark_backbone.py --device cuda \
+        --batch-size 16 --img-size 256 --sd-input-size 512
 """
 import argparse
+import os.path as osp
 import resource
 import tempfile
 import time
 from typing import Callable
 
 import torch
+from mmengine.config import Config
 from torch.utils.flop_counter import FlopCounterMode
 
-from mmuld.models.backbones import SDComponents, StableDiffusionBackbone
-from mmuld.testing import SD15_SCHEDULER_KWARGS, build_tiny_sd
+from mmuld.models.backbones import (SDComponents, StableDiffusionBackbone,
+                                    random_sd15_components)
+from mmuld.testing import build_tiny_sd
+
+ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 
 
 def parse_args() -> argparse.Namespace:
@@ -58,7 +74,17 @@ def parse_args() -> argparse.Namespace:
                         help='tiny random SD model (default on the CPU)')
     parser.add_argument('--full', action='store_true',
                         help='force the SD-1.5 architecture on the CPU')
-    parser.add_argument('--agg-channels', type=int, default=384)
+    parser.add_argument('--config',
+                        default=osp.join(ROOT, 'configs', 'dldpp_aflw.py'),
+                        help='config whose model.backbone gives the '
+                        'defaults')
+    parser.add_argument('--out-stride', type=int, default=None,
+                        help='default: the config\'s')
+    parser.add_argument('--sd-input-size', type=int, default=None,
+                        help='size SD sees (0: the crop as it is); '
+                        'default: the config\'s')
+    parser.add_argument('--agg-channels', type=int, default=None,
+                        help='default: the config\'s')
     parser.add_argument('--naive-images', type=int, default=None,
                         help='images for the naive extractor '
                         '(default: the batch size)')
@@ -70,22 +96,24 @@ def parse_args() -> argparse.Namespace:
 
 def sd15_components(device: torch.device) -> SDComponents:
     """SD-1.5 UNet/VAE/scheduler with random weights, built in code."""
-    from diffusers import AutoencoderKL, DDPMScheduler, UNet2DConditionModel
-    torch.manual_seed(0)
-    with torch.device(device):
-        # UNet2DConditionModel defaults are the SD-1.5 UNet except the
-        # cross-attention width (768 = CLIP ViT-L/14)
-        unet = UNet2DConditionModel(sample_size=64, cross_attention_dim=768)
-        vae = AutoencoderKL(
-            down_block_types=('DownEncoderBlock2D', ) * 4,
-            up_block_types=('UpDecoderBlock2D', ) * 4,
-            block_out_channels=(128, 256, 512, 512),
-            layers_per_block=2,
-            latent_channels=4,
-            sample_size=512,
-            scaling_factor=0.18215)
-    return SDComponents(unet, vae, DDPMScheduler(**SD15_SCHEDULER_KWARGS),
-                        torch.randn(1, 77, 768))
+    return random_sd15_components(device)
+
+
+def backbone_settings(args: argparse.Namespace, tiny: bool) -> dict:
+    """Backbone arguments: the config's, overridden by the command line."""
+    bb = Config.fromfile(args.config).model.backbone
+    out = dict(
+        out_stride=int(bb.get('out_stride', 8)),
+        agg_channels=int(bb.get('agg_channels', 384)),
+        sd_input_size=None if tiny else bb.get('sd_input_size'),
+        agg_cfg=dict(bb.get('agg_cfg') or {}))
+    if args.out_stride is not None:
+        out['out_stride'] = args.out_stride
+    if args.agg_channels is not None:
+        out['agg_channels'] = args.agg_channels
+    if args.sd_input_size is not None:
+        out['sd_input_size'] = args.sd_input_size or None
+    return out
 
 
 def sync(device: torch.device) -> None:
@@ -117,11 +145,10 @@ def main() -> None:
         pretrained = build_tiny_sd(tmp.name)
     else:
         pretrained = sd15_components(device)
+    settings = backbone_settings(args, tiny)
     model = StableDiffusionBackbone(
-        pretrained,
-        timesteps=timesteps,
-        agg_channels=args.agg_channels,
-        dtype=args.dtype).to(device).eval()
+        pretrained, timesteps=timesteps, dtype=args.dtype,
+        **settings).to(device).eval()
     bsz = args.batch_size
     x = torch.rand(bsz, 3, img, img, device=device) * 2 - 1
     name = (f' ({torch.cuda.get_device_name(device)})'
@@ -130,7 +157,10 @@ def main() -> None:
           f'device: {device}{name}'
           f', dtype: {args.dtype if device.type == "cuda" else "fp32"}, '
           f'batch: {bsz}, img: {img}, timesteps: {timesteps}, '
-          f'layers: {len(model.layers)}')
+          f'layers: {len(model.layers)}, out_stride: {model.out_stride}, '
+          f'agg_channels: {model.out_channels}, sd_input_size: '
+          f'{model.sd_input_size}, aggregator: '
+          f'{"fast" if model.aggregator.fast else "naive"}')
 
     with torch.no_grad():
         for _ in range(args.warmup):
@@ -149,6 +179,13 @@ def main() -> None:
             peak_mem = resource.getrusage(
                 resource.RUSAGE_SELF).ru_maxrss / 2**20
         batched = model.extract_features(x)
+        t_crop = None
+        if model.sd_input_size not in (None, (img, img)):
+            resize_to = model.sd_input_size
+            model.sd_input_size = None
+            t_crop = timed(lambda: model.extract_features(x), device,
+                           args.iters)
+            model.sd_input_size = resize_to
 
         n_naive = min(args.naive_images or bsz, bsz)
         xn = x[:n_naive]
@@ -174,6 +211,11 @@ def main() -> None:
     print(f'naive extractor   : {ips_naive:8.2f} img/s (fp32, {n_naive} img)')
     print(f'speed-up batched / naive: {ips_extract / ips_naive:.1f}x, '
           f'max relative feature difference: {rel:.2e}')
+    if t_crop is not None:
+        print(f'cost of sd_input_size {model.sd_input_size}: extractor '
+              f'{ips_extract:.2f} img/s against {bsz / t_crop:.2f} img/s '
+              f'with SD at the {img} px crop ({t_extract / t_crop:.2f}x '
+              'the time)')
     print(f'peak memory: {peak_mem:.2f} GiB '
           f'({"CUDA allocated" if device.type == "cuda" else "max RSS"})')
 

@@ -107,12 +107,12 @@ def build_dataloader(cfg, split, batch_size=None):
 def load_model(config, checkpoint, device='cpu', cfg_options=None):
     """``init_model``; a ZeroShot model also accepts the
     ``zeroshot_centroids.pth`` file written by ``ZeroShotFitHook``."""
-    import torch
-
     from mmuld.models import ZeroShotEstimator
+    from mmuld.utils import load_checkpoint_file
     ckpt = None
     if checkpoint is not None and osp.isfile(checkpoint):
-        ckpt = torch.load(checkpoint, map_location='cpu', weights_only=False)
+        # weights_only: a crafted checkpoint cannot run code
+        ckpt = load_checkpoint_file(checkpoint, map_location='cpu')
     if isinstance(ckpt, dict) and 'centroids' in ckpt and \
             'state_dict' not in ckpt:
         model = init_model(config, None, device, cfg_options)

@@ -12,6 +12,8 @@ meta_keys = ('id', 'img_id', 'img_path', 'category_id', 'crowd_index',
 pipeline = [
     dict(type='SafeLoadImage'),
     dict(type='GetBBoxCenterScale', padding=1.25),
+    # no artificial border in the input (docs/methods.md)
+    dict(type='CropInsideImage', input_size=input_size),
     dict(type='TopdownAffine', input_size=input_size),
     dict(type='PackPoseInputs', meta_keys=meta_keys),
 ]

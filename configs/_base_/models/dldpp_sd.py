@@ -3,6 +3,7 @@ num_landmarks = 10  # K
 num_pose_clusters = 10  # Q
 out_stride = 4  # F_ag and head maps at 1/4 of the 256x256 input
 agg_channels = 384
+sd_input_size = 512  # SD-1.5's resolution (docs/methods.md)
 heatmap_size = (64, 64)  # (256 // out_stride, 256 // out_stride)
 
 model = dict(
@@ -18,7 +19,16 @@ model = dict(
         # a local diffusers directory (e.g. a saved SD-1.5); never downloaded
         pretrained='checkpoints/stable-diffusion-v1-5',
         agg_channels=agg_channels,
-        out_stride=out_stride),
+        out_stride=out_stride,
+        # SD sees the crop at 512 px, its training resolution (a 256 px crop
+        # gives a 32x32 latent and 4x4 maps in the deepest up-block); F_ag
+        # and the heads stay at input_size / out_stride. Cost (H200): README
+        # "Measured figures"; None feeds the crop as it is.
+        sd_input_size=sd_input_size,
+        # recompute the aggregator's bottlenecks in the backward pass: the
+        # same numbers, bootstrapping in 17 GB instead of about 53 GB at
+        # batch 12, about 5-10 % more time (docs/methods.md)
+        agg_cfg=dict(with_cp=True)),
     detector_head=dict(type='ULDDetectorHead', in_channels=agg_channels),
     descriptor_head=dict(
         type='ULDDescriptorHead', in_channels=agg_channels, desc_dim=128),
@@ -27,8 +37,18 @@ model = dict(
     loss_bootstrap=dict(type='BootstrapLoss'),
     loss_heatmap=dict(type='HeatmapMSELoss', loss_weight=1000.0),
     loss_descriptor=dict(type='DescriptorContrastiveLoss', margin=0.8),
-    loss_elbo=dict(type='ELBOLoss', kl_weight=1.0),
+    # the ELBO per heatmap pixel, weighted to the scale of the detector's
+    # MSE so that neither starves the other under gradient clipping
+    # (docs/methods.md); the per-loss gradient reaching the detector is
+    # logged as gnorm_* in the proxy stage
+    loss_elbo=dict(
+        type='ELBOLoss', kl_weight=1.0, reduction='per_pixel',
+        loss_weight=100.0),
     loss_latent=dict(type='LatentContrastiveLoss', margin=0.8),
-    train_cfg=dict(sigma=1.0, max_rotation=30.0, flip_prob=0.5),
-    test_cfg=dict(nms_kernel=3, score_thr=0.0, max_keypoints=50, border=1),
+    # augment: random affine + photometric augmentation of the
+    # self-training stages, pseudo-labels warped alike (docs/methods.md)
+    train_cfg=dict(
+        sigma=1.0, max_rotation=30.0, flip_prob=0.5, augment=True),
+    # keypoints: confidence > 0.15 and a +-2-cell NMS window (Mallis et al.)
+    test_cfg=dict(nms_kernel=5, score_thr=0.15, max_keypoints=50, border=1),
 )

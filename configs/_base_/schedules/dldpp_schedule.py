@@ -4,13 +4,21 @@
 stages = [
     dict(name='bootstrap', iters=50000, lr=1e-4, frozen=['pose_vae']),
     dict(name='duld', iters=100000, lr=1e-4, frozen=['pose_vae']),
-    dict(name='proxy', iters=50000, lr=5e-5, frozen=['descriptor_head']),
+    # descriptors stay fixed from here on: the descriptor head AND what
+    # feeds it (the backbone's aggregator) are frozen (docs/methods.md)
+    dict(
+        name='proxy',
+        iters=50000,
+        lr=5e-5,
+        frozen=['backbone', 'descriptor_head']),
     dict(
         name='dldpp',
         iters=100000,
         lr=5e-4,
-        frozen=['descriptor_head', 'pose_vae.decoder',
-                'pose_vae.fc_decode']),
+        frozen=[
+            'backbone', 'descriptor_head', 'pose_vae.decoder',
+            'pose_vae.fc_decode'
+        ]),
 ]
 cluster_interval = 5000
 

@@ -1,31 +1,38 @@
 # Copyright (c) mmuld contributors. All rights reserved.
 """Image loading that skips unreadable files instead of stopping a run."""
 from collections import Counter
-from typing import Optional
+from typing import Dict, Optional
 
 from mmengine.logging import print_log
 from mmpose.datasets.transforms import LoadImage
 
 from mmuld.registry import TRANSFORMS
 
+#: Distinct unreadable files that get a warning of their own (per process).
+MAX_WARNED = 20
+
 
 @TRANSFORMS.register_module()
 class SafeLoadImage(LoadImage):
     """mmpose's :class:`LoadImage` that skips corrupt or missing images.
 
-    A file that cannot be decoded gives a warning naming it, is counted in
-    :attr:`skipped` (per process), and the transform returns ``None``: in
-    training, mmengine's ``BaseDataset`` then draws another sample, so one
-    bad file among thousands costs one warning, not the run. Clustering
-    rounds of :class:`PseudoLabelHook` simply get no keypoints for it.
-    In test mode mmengine refuses ``None``, so evaluation still stops with
-    an error naming the file.
+    A file that cannot be decoded gives ONE warning naming it (the first
+    time; later fetches of the same file are only counted), is counted in
+    :attr:`skipped` (fetches per file, per process) with its error in
+    :attr:`errors`, and the transform returns ``None``. In training,
+    mmengine's ``BaseDataset`` then draws another sample, so one bad file
+    among thousands costs one warning, not the run; :class:`ULDFaceDataset`
+    stops the run with one error when more than a set share of its images
+    turn out unreadable. Clustering rounds of :class:`PseudoLabelHook`
+    simply get no keypoints for a bad file. In test mode the datasets stop
+    with an error naming the file.
 
     Args:
         **kwargs: Arguments of :class:`mmpose.datasets.LoadImage`.
     """
 
     skipped: Counter = Counter()
+    errors: Dict[str, str] = {}
 
     def transform(self, results: dict) -> Optional[dict]:
         try:
@@ -35,11 +42,19 @@ class SafeLoadImage(LoadImage):
             return out
         except Exception as e:  # noqa: BLE001 - any decoding failure
             path = results.get('img_path')
+            first = path not in SafeLoadImage.skipped
             SafeLoadImage.skipped[path] += 1
-            print_log(
-                f'skipping unreadable image {path} ({type(e).__name__}: '
-                f'{e}); {sum(SafeLoadImage.skipped.values())} skipped so '
-                'far in this process',
-                logger='current',
-                level=30)
+            # one line: decoders' messages span several
+            line = (str(e).strip().splitlines() or [''])[0][:160]
+            SafeLoadImage.errors[path] = f'{type(e).__name__}: {line}'
+            n = len(SafeLoadImage.skipped)
+            if first and n <= MAX_WARNED:
+                print_log(
+                    f'skipping unreadable image {path} '
+                    f'({SafeLoadImage.errors[path]}); {n} unreadable '
+                    'image(s) so far in this process' +
+                    ('; further ones are counted without a warning'
+                     if n == MAX_WARNED else ''),
+                    logger='current',
+                    level=30)
             return None

@@ -25,11 +25,11 @@ class NaNLossHook(Hook):
                          outputs: Optional[dict] = None) -> None:
         if not outputs:
             return
-        bad = {
-            k: float(v)
-            for k, v in outputs.items()
-            if k.startswith('loss') and not math.isfinite(float(v))
+        values = {
+            k: float(v.detach()) if hasattr(v, 'detach') else float(v)
+            for k, v in outputs.items() if k.startswith('loss')
         }
+        bad = {k: v for k, v in values.items() if not math.isfinite(v)}
         if bad:
             raise FloatingPointError(
                 f'non-finite loss at iteration {runner.iter + 1}: {bad}. '

@@ -1,7 +1,7 @@
 # Copyright (c) mmuld contributors. All rights reserved.
 """Periodic clustering of keypoint descriptors into pseudo-labels."""
 import os.path as osp
-from typing import Dict, Optional, Sequence
+from typing import Dict, Optional, Sequence, Union
 
 import mmengine
 import torch
@@ -13,8 +13,10 @@ from mmengine.model import is_model_wrapper
 from mmengine.runner import Runner
 from torch.utils.data import DataLoader
 
+from mmuld.models.utils.border import near_border, valid_input_box
 from mmuld.registry import HOOKS
-from ..clustering_round import cluster_pseudo_labels, summarize
+from ..clustering_round import (cluster_pseudo_labels, health_warnings,
+                                summarize)
 from ..pseudo_label_bank import PseudoLabelBank
 
 DATA_BATCH = Optional[dict]
@@ -34,7 +36,8 @@ class PseudoLabelHook(Hook):
 
     Every round is saved as ``pseudo_labels/round_XXX_iter_N.npz`` in the work
     dir, and the current one is stored in every checkpoint, so ``--resume``
-    continues with the same pseudo-labels.
+    continues with the same pseudo-labels. A final round after the last
+    iteration gives the final checkpoints centroids of the final weights.
 
     Args:
         interval (int): Iterations between clustering rounds. Defaults to
@@ -47,6 +50,27 @@ class PseudoLabelHook(Hook):
         seed (int): K-means seed.
         device (str, optional): Clustering device; default: the GPU when
             there is one.
+        final_round (bool): Run a last round after the last training
+            iteration and store it in the final checkpoints (see
+            :meth:`after_train_iter`). Defaults to True.
+        candidates (str): Keypoint candidates of a round. ``'dense'``
+            (default): the highest-scoring map cells above the detector's
+            score threshold (``test_cfg.dense_max_keypoints``, default a
+            quarter of the map, at most 256), no NMS; ``'nms'``: the
+            detector's NMS peaks (at least ``min_candidates``). The
+            bootstrapped (SiLK-style) detector scores matchability, a smooth
+            map with a few maxima per image, and a detector still learning
+            a round's targets has few peaks: NMS candidates then starve the
+            next round (the collapse spiral, docs/methods.md).
+        dense_first_round (bool): With ``candidates='nms'``, still use dense
+            candidates for the first round after bootstrapping. Defaults
+            to True.
+        min_candidates (int | str): Each image gives at least this many
+            keypoint candidates (its highest NMS peaks) even below
+            ``test_cfg.score_thr``; ``'k'`` means K. A detector that is still
+            learning the targets of the last round then cannot starve the
+            next one (the collapse spiral of docs/methods.md). 0 disables.
+            Defaults to ``'k'``.
     """
 
     priority = 'ABOVE_NORMAL'
@@ -59,10 +83,29 @@ class PseudoLabelHook(Hook):
                  batch_size: int = 16,
                  num_workers: int = 0,
                  seed: int = 0,
-                 device: Optional[str] = None) -> None:
+                 device: Optional[str] = None,
+                 final_round: bool = True,
+                 candidates: str = 'dense',
+                 dense_first_round: bool = True,
+                 min_candidates: Union[int, str] = 'k') -> None:
         if interval <= 0:
             raise ValueError('interval must be positive')
+        for name, value in (('num_pose_clusters', num_pose_clusters),
+                            ('batch_size', batch_size)):
+            if not isinstance(value, int) or value < 1:
+                raise ValueError(f'PseudoLabelHook: {name}={value!r} must be '
+                                 'an integer >= 1')
         self.interval = interval
+        self.dense_first_round = dense_first_round
+        if candidates not in ('dense', 'nms'):
+            raise ValueError(f"candidates must be 'dense' or 'nms', got "
+                             f'{candidates!r}')
+        self.candidates = candidates
+        if min_candidates != 'k' and (not isinstance(min_candidates, int)
+                                      or min_candidates < 0):
+            raise ValueError(f"min_candidates must be 'k' or an integer >= 0,"
+                             f' got {min_candidates!r}')
+        self.min_candidates = min_candidates
         self.stages = tuple(stages)
         self.two_stage = tuple(two_stage)
         self.num_pose_clusters = num_pose_clusters
@@ -70,6 +113,7 @@ class PseudoLabelHook(Hook):
         self.num_workers = num_workers
         self.seed = seed
         self.device = device
+        self.final_round = bool(final_round)
         self.bank: Optional[PseudoLabelBank] = None
         self.bank_stage: Optional[str] = None
         self.round = 0
@@ -104,6 +148,39 @@ class PseudoLabelHook(Hook):
     # -------------------------------------------------------------- #
     # schedule
     # -------------------------------------------------------------- #
+    def before_train(self, runner: Runner) -> None:
+        """Check K and Q against the training set before iteration 1."""
+        model = self._model(runner)
+        n = len(runner.train_dataloader.dataset)
+        k = getattr(model, 'num_landmarks', None)
+        if not isinstance(k, int) or k < 1:
+            raise ValueError(
+                f'model.num_landmarks={k!r}: K must be an integer >= 1')
+        per_image = int((getattr(model, 'test_cfg', None) or {}).get(
+            'max_keypoints', 50))
+        if k > n * per_image:
+            raise ValueError(
+                f'model.num_landmarks={k} is more than the {n * per_image} '
+                f'keypoints a clustering round can find ({n} training '
+                f'images x test_cfg.max_keypoints={per_image})')
+        if not self.two_stage or getattr(model, 'pose_vae', None) is None:
+            return
+        planned = [
+            s['name'] for h in runner.hooks
+            if type(h).__name__ == 'ULDStageHook' for s in h.stages
+        ]
+        if planned and not set(planned) & set(self.two_stage):
+            return  # no two-stage clustering in this run
+        q = self.num_pose_clusters
+        if q > n:
+            raise ValueError(
+                f'PseudoLabelHook: num_pose_clusters={q} is more than the '
+                f'{n} training images (each pose cluster needs images)')
+        if 2 * q > n:
+            runner.logger.warning(
+                f'num_pose_clusters={q} with {n} training images: pose '
+                'clusters of one image are likely')
+
     def before_train_iter(self,
                           runner: Runner,
                           batch_idx: int,
@@ -119,6 +196,37 @@ class PseudoLabelHook(Hook):
         if due:
             self.run_round(runner, stage)
 
+    def after_train_iter(self,
+                         runner: Runner,
+                         batch_idx: int,
+                         data_batch: DATA_BATCH = None,
+                         outputs: Optional[dict] = None) -> None:
+        """After the last iteration: a final clustering round.
+
+        The last regular round ran up to ``interval`` iterations before the
+        end, on older weights; inference needs centroids of the final
+        weights. The final round runs here (every rank, before the
+        ``CheckpointHook`` saves), and a stage checkpoint that
+        :class:`ULDStageHook` already wrote at this iteration is written
+        again, so both hold the final round's bank and centroids.
+        """
+        if not self.final_round or runner.iter + 1 != runner.max_iters:
+            return
+        stage = self._model(runner).stage
+        if stage not in self.stages:
+            return
+        runner.logger.info(
+            f'final clustering round on the weights after iteration '
+            f'{runner.iter + 1} (the last one)')
+        self.run_round(runner, stage, iteration=runner.iter + 1)
+        for hook in runner.hooks:
+            name = getattr(hook, 'stage_checkpoint', lambda i: None)(
+                runner.iter)
+            if name is not None:
+                runner.save_checkpoint(runner.work_dir, name)
+                runner.logger.info(
+                    f'saved {name} again with the final clustering round')
+
     # -------------------------------------------------------------- #
     # one round
     # -------------------------------------------------------------- #
@@ -133,17 +241,28 @@ class PseudoLabelHook(Hook):
             collate_fn=pseudo_collate)
 
     @torch.no_grad()
-    def _extract(self, runner: Runner, with_codes: bool) -> Dict[str, list]:
+    def min_keypoints(self, model) -> int:
+        """Keypoint candidates kept per image even below the score
+        threshold: K (``min_candidates='k'``) or a fixed number."""
+        if self.min_candidates == 'k':
+            return int(model.num_landmarks)
+        return int(self.min_candidates or 0)
+
+    def _extract(self, runner: Runner, with_codes: bool,
+                 dense: bool = False) -> Dict[str, list]:
         model = self._model(runner)
         loader = self._build_loader(runner)
         was_training = model.training
         model.eval()
-        res = dict(keypoints=[], descriptors=[], image_ids=[], codes={})
+        res = dict(
+            keypoints=[], descriptors=[], image_ids=[], border=[], codes={})
         progress = mmengine.ProgressBar(len(loader)) \
             if get_rank() == 0 else None
         for data in loader:
             data = model.data_preprocessor(data, False)
-            out = model.extract_keypoints(data['inputs'])
+            out = model.extract_keypoints(
+                data['inputs'], dense=dense,
+                min_keypoints=self.min_keypoints(model))
             for i, ds in enumerate(data['data_samples']):
                 idx = int(ds.metainfo['sample_idx'])
                 v = out['valid'][i]
@@ -151,23 +270,44 @@ class PseudoLabelHook(Hook):
                 res['descriptors'].append(out['descriptors'][i][v].cpu())
                 res['image_ids'].append(
                     torch.full((int(v.sum()), ), idx, dtype=torch.long))
+                res['border'].append(
+                    near_border(out['keypoints'][i][v].cpu(),
+                                valid_input_box(ds.metainfo), model.stride))
                 if with_codes:
                     res['codes'][idx] = out['codes'][i].cpu()
             if progress is not None:
                 progress.update()
+        if progress is not None:
+            progress.file.write('\n')  # the bar leaves the line open
+            progress.file.flush()
         model.train(was_training)
         return res
 
-    def run_round(self, runner: Runner, stage: str) -> None:
-        """Extract, gather, cluster, broadcast and save pseudo-labels."""
+    def run_round(self,
+                  runner: Runner,
+                  stage: str,
+                  iteration: Optional[int] = None) -> None:
+        """Extract, gather, cluster, broadcast and save pseudo-labels.
+
+        Args:
+            runner (Runner): The runner.
+            stage (str): Current stage name.
+            iteration (int, optional): Iterations the weights have been
+                trained for; default ``runner.iter`` (a round before an
+                iteration), ``max_iters`` for the final round.
+        """
         model = self._model(runner)
+        iteration = runner.iter if iteration is None else int(iteration)
         with_codes = stage in self.two_stage
         num_images = len(runner.train_dataloader.dataset)
+        dense = self.candidates == 'dense' or (self.dense_first_round
+                                               and self.bank is None)
         runner.logger.info(
             f'clustering round {self.round + 1} (stage "{stage}", '
-            f'{"two-stage" if with_codes else "K-means"}) over '
+            f'{"two-stage" if with_codes else "K-means"}'
+            f'{", dense candidates" if dense else ""}) over '
             f'{num_images} training images')
-        local = self._extract(runner, with_codes)
+        local = self._extract(runner, with_codes, dense=dense)
         parts = all_gather_object(local) if get_world_size() > 1 \
             else [local]
         payload = [None]
@@ -175,6 +315,7 @@ class PseudoLabelHook(Hook):
             kpts = torch.cat([t for p in parts for t in p['keypoints']])
             desc = torch.cat([t for p in parts for t in p['descriptors']])
             ids = torch.cat([t for p in parts for t in p['image_ids']])
+            border = torch.cat([t for p in parts for t in p['border']])
             codes = None
             if with_codes:
                 merged = {}
@@ -187,23 +328,27 @@ class PseudoLabelHook(Hook):
             bank, cents, stats = cluster_pseudo_labels(
                 kpts, desc, ids, num_images, model.num_landmarks,
                 codes=codes, num_pose_clusters=self.num_pose_clusters,
-                seed=self.seed, device=self.device)
-            stats['keypoints'] = float(desc.shape[0])
+                seed=self.seed, device=self.device, near_border=border)
             payload = [(bank.state_dict(), cents, stats)]
         if get_world_size() > 1:
             broadcast_object_list(payload, src=0)
         state, cents, stats = payload[0]
         self.round += 1
-        state.update(round=self.round, iteration=runner.iter)
+        state.update(round=self.round, iteration=iteration)
         self.bank = PseudoLabelBank.from_state_dict(state)
         self.bank_stage = stage
         model.set_pseudo_labels(self.bank)
         model.set_centroids(cents['centroids'], cents['pose_centroids'])
-        runner.logger.info(f'\nclustering round {self.round}: '
+        runner.logger.info(f'clustering round {self.round}: '
                            f'{summarize(stats)}')
+        for warning in health_warnings(stats, model.num_landmarks):
+            runner.logger.warning(f'clustering round {self.round}: {warning}')
         if get_rank() == 0:
             out_dir = osp.join(runner.work_dir, 'pseudo_labels')
             mmengine.mkdir_or_exist(out_dir)
-            self.bank.save(
-                osp.join(out_dir,
-                         f'round_{self.round:03d}_iter_{runner.iter}.npz'))
+            stem = osp.join(out_dir,
+                            f'round_{self.round:03d}_iter_{iteration}')
+            self.bank.save(stem + '.npz')
+            mmengine.dump(
+                dict(round=self.round, iteration=iteration, stage=stage,
+                     **stats), stem + '.json', indent=1)

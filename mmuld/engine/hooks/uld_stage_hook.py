@@ -1,14 +1,22 @@
 # Copyright (c) mmuld contributors. All rights reserved.
 """Switch between the training stages of D-ULD / D-ULD++ in one run."""
+import random
 from typing import Dict, List, Optional, Sequence
 
+import numpy as np
+import torch
 from mmengine.hooks import Hook
 from mmengine.model import is_model_wrapper
 from mmengine.runner import Runner
 
 from mmuld.registry import HOOKS
+from mmuld.utils.checkpoint_meta import uld_meta
 
 DATA_BATCH = Optional[dict]
+STAGE_NAMES = ('bootstrap', 'duld', 'proxy', 'dldpp')
+# message-hub scalars of mmengine itself, kept across stages
+_RUNTIME_SCALARS = ('lr', 'base_lr', 'momentum', 'time', 'data_time',
+                    'grad_norm', 'loss_scale')
 
 
 @HOOKS.register_module()
@@ -20,6 +28,20 @@ class ULDStageHook(Hook):
     sets ``model.stage``, freezes the modules the stage keeps fixed and sets
     the learning rate of every optimizer parameter group; when a stage ends
     it saves ``stage{i}_{name}.pth`` in the work dir.
+
+    Before the first iteration it checks what would otherwise fail stages
+    later: K >= 1, a VAE for the ``proxy`` / ``dldpp`` stages, a
+    :class:`PseudoLabelHook` for the self-training stages. On entering a
+    stage it drops the smoothed losses of the previous stage from the
+    message hub, so log lines and ``scalars.json`` show the current
+    stage's losses only.
+
+    Every checkpoint gets ``meta['uld']`` (method, stage, K, Q; see
+    :mod:`mmuld.utils.checkpoint_meta`) and the random states (torch,
+    CUDA, numpy, python) at the moment of saving; ``--resume`` restores
+    them, and the training dataloader draws its per-epoch seeds from its
+    own generator, so a resumed run repeats the uninterrupted one exactly
+    (VAE reparameterisation noise, bootstrapping flips / rotations).
 
     Args:
         stages (Sequence[dict]): One dict per stage, in order, with
@@ -42,8 +64,14 @@ class ULDStageHook(Hook):
         for s in self.stages:
             if 'name' not in s or 'iters' not in s:
                 raise ValueError(f'stage {s} needs `name` and `iters`')
+            if s['name'] not in STAGE_NAMES:
+                raise ValueError(f'unknown stage name {s["name"]!r}, '
+                                 f'expected one of {STAGE_NAMES}')
             if int(s['iters']) <= 0:
                 raise ValueError(f'stage {s["name"]} has no iterations')
+            if 'lr' in s and not float(s['lr']) > 0:
+                raise ValueError(
+                    f'stage {s["name"]}: lr={s["lr"]!r} must be positive')
         self.ends = []
         total = 0
         for s in self.stages:
@@ -77,17 +105,25 @@ class ULDStageHook(Hook):
                     f'stage "{stage["name"]}": frozen module "{f}" has no '
                     'parameters in this model (typo, or module absent)')
         trainable = 0
+        if getattr(self, '_never_trained', None) is None:
+            # parameters frozen by the model itself (e.g. a fixed backbone)
+            # stay frozen in every stage
+            self._never_trained = {
+                n for n, p in model.named_parameters()
+                if not p.requires_grad}
         for name, param in model.named_parameters():
-            if name.startswith('backbone.') and not param.requires_grad \
-                    and not name.startswith('backbone.aggregator'):
-                continue  # frozen Stable Diffusion weights stay frozen
+            if name in self._never_trained:
+                continue
             train = not any(
                 name == f or name.startswith(f + '.') for f in frozen)
             param.requires_grad_(train)
             trainable += param.numel() if train else 0
+        # re-apply the mode: fully frozen sub-modules go to eval mode
+        model.train(model.training)
         if 'lr' in stage:
             for group in runner.optim_wrapper.param_groups:
                 group['lr'] = stage['lr']
+        self._drop_stale_losses(runner)
         self.current = index
         runner.logger.info(
             f'ULD stage {index + 1}/{len(self.stages)} "{stage["name"]}" '
@@ -95,12 +131,112 @@ class ULDStageHook(Hook):
             f'lr={stage.get("lr")}, frozen={list(frozen)}, '
             f'trainable parameters: {trainable}')
 
+    @staticmethod
+    def _drop_stale_losses(runner: Runner) -> None:
+        """Forget what the model logged in earlier stages (losses and
+        other outputs such as ``gnorm_*``), so that neither the log lines
+        nor ``scalars.json`` repeat their frozen values; the runtime
+        scalars (learning rate, times, gradient norm) stay."""
+        scalars = runner.message_hub.log_scalars
+        for key in list(scalars):
+            if not key.startswith('train/'):
+                continue
+            name = key[len('train/'):]
+            if name in _RUNTIME_SCALARS or name.endswith(
+                    ('.lr', '_lr', '.momentum', '_momentum')):
+                continue
+            scalars.pop(key)
+
+    def _check(self, runner: Runner) -> None:
+        """Fail before the first iteration on settings that would fail
+        stages later."""
+        model = runner.model.module if is_model_wrapper(
+            runner.model) else runner.model
+        k = getattr(model, 'num_landmarks', None)
+        if k is not None and (not isinstance(k, int) or k < 1):
+            raise ValueError(
+                f'model.num_landmarks={k!r}: K must be an integer >= 1')
+        names = [s['name'] for s in self.stages]
+        needs_vae = [n for n in names if n in ('proxy', 'dldpp')]
+        if needs_vae and getattr(model, 'pose_vae', None) is None:
+            raise ValueError(
+                f'stages {needs_vae} need a pose VAE but model.pose_vae is '
+                'None (a D-ULD model): drop those stages or use a D-ULD++ '
+                'model config')
+        self_training = [n for n in names if n != 'bootstrap']
+        pl_hooks = [
+            h for h in runner.hooks if type(h).__name__ == 'PseudoLabelHook'
+        ]
+        if self_training and not pl_hooks:
+            raise ValueError(
+                f'stages {self_training} train on pseudo-labels but no '
+                'PseudoLabelHook is in `custom_hooks`')
+        for hook in pl_hooks:
+            missing = [n for n in self_training if n not in hook.stages]
+            if missing:
+                raise ValueError(
+                    f'PseudoLabelHook(stages={hook.stages}) makes no '
+                    f'pseudo-labels for the configured stages {missing}')
+
     def before_train(self, runner: Runner) -> None:
         if runner.max_iters != self.total_iters:
             runner.logger.warning(
                 f'train_cfg.max_iters={runner.max_iters} differs from the '
                 f'{self.total_iters} iterations of the configured stages')
+        self._check(runner)
+        self._own_loader_generator(runner)
+        self._restore_rng(runner)
         self._apply(runner, self.stage_index(runner.iter))
+
+    # ------------------------------------------------------------------ #
+    # checkpoint meta and exact resume
+    # ------------------------------------------------------------------ #
+    @staticmethod
+    def _own_loader_generator(runner: Runner) -> None:
+        """Give the training dataloader its own seed generator.
+
+        Each new pass over the data draws one number from the loader's
+        generator (torch's global one by default). With a generator of
+        its own, those draws are the same in a resumed run (mmengine
+        replays the passes when it skips the trained batches) and leave
+        the global random state to the model.
+        """
+        loader = runner.train_dataloader
+        if getattr(loader, 'generator', 'absent') is None:
+            seed = getattr(runner, 'seed', None) or 0
+            loader.generator = torch.Generator().manual_seed(int(seed))
+
+    def before_save_checkpoint(self, runner: Runner, checkpoint: dict) -> None:
+        model = runner.model.module if is_model_wrapper(
+            runner.model) else runner.model
+        checkpoint.setdefault('meta', {})['uld'] = uld_meta(model)
+        state = dict(
+            torch=torch.get_rng_state(),
+            numpy=np.random.get_state(),
+            python=random.getstate())
+        if torch.cuda.is_available() and torch.cuda.is_initialized():
+            state['cuda'] = torch.cuda.get_rng_state_all()
+        checkpoint['uld_rng_state'] = state
+
+    def after_load_checkpoint(self, runner: Runner, checkpoint: dict) -> None:
+        # applied in before_train: Runner.resume may re-seed after loading
+        state = checkpoint.get('uld_rng_state')
+        if state is not None and getattr(runner, '_resume', False):
+            self._rng_to_restore = state
+
+    def _restore_rng(self, runner: Runner) -> None:
+        state = getattr(self, '_rng_to_restore', None)
+        if state is None:
+            return
+        self._rng_to_restore = None
+        torch.set_rng_state(state['torch'])
+        np.random.set_state(state['numpy'])
+        random.setstate(state['python'])
+        if 'cuda' in state and torch.cuda.is_available():
+            cuda = state['cuda']
+            if len(cuda) == torch.cuda.device_count():
+                torch.cuda.set_rng_state_all(cuda)
+        runner.logger.info('restored the random states of the checkpoint')
 
     def before_train_iter(self,
                           runner: Runner,
@@ -115,11 +251,22 @@ class ULDStageHook(Hook):
                          batch_idx: int,
                          data_batch: DATA_BATCH = None,
                          outputs: Optional[dict] = None) -> None:
-        index = self.current
-        if self.save_stage_checkpoints and index is not None \
-                and runner.iter + 1 == self.ends[index]:
-            name = self.stages[index]['name']
-            runner.save_checkpoint(
-                runner.work_dir, f'stage{index + 1}_{name}.pth')
-            runner.logger.info(f'stage "{name}" done: saved '
-                               f'stage{index + 1}_{name}.pth')
+        filename = self.stage_checkpoint(runner.iter)
+        if filename is not None:
+            runner.save_checkpoint(runner.work_dir, filename)
+            runner.logger.info(f'stage done: saved {filename}')
+
+    def stage_checkpoint(self, iteration: int) -> Optional[str]:
+        """Name of the stage checkpoint saved after ``iteration``.
+
+        Args:
+            iteration (int): 0-based iteration index.
+
+        Returns:
+            str, optional: ``stage{i}_{name}.pth`` when a stage ends with
+            that iteration and stage checkpoints are saved, else None.
+        """
+        if not self.save_stage_checkpoints or iteration + 1 not in self.ends:
+            return None
+        index = self.ends.index(iteration + 1)
+        return f'stage{index + 1}_{self.stages[index]["name"]}.pth'

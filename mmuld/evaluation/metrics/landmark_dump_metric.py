@@ -39,6 +39,8 @@ class LandmarkDumpMetric(BaseMetric):
          "images": [{"img_path": str, "img_id": int | null,
                      "uld_split": "train" | "test" | null,
                      "bbox": [x1, y1, x2, y2] | null,
+                     "crop": [x0, y0, x1, y1] | null,  # input crop box
+                     "input_size": [w, h] | null,
                      "keypoints": [[x, y], ...],   # K, image pixels
                      "scores": [s, ...],           # K
                      "visible": [0 | 1, ...]},     # K, 0: no landmark
@@ -87,6 +89,13 @@ class LandmarkDumpMetric(BaseMetric):
             vis = _np(pred.get('keypoints_visible'))
             vis = (np.ones(k) if vis is None else vis.reshape(-1))
             bbox = _np(ds.get('gt_instances', {}).get('bboxes'))
+            crop = None
+            center, scale = ds.get('input_center'), ds.get('input_scale')
+            if center is not None and scale is not None:
+                c = np.asarray(center, dtype=float).reshape(-1)[:2]
+                s = np.asarray(scale, dtype=float).reshape(-1)[:2]
+                crop = [float(v) for v in (*(c - s / 2), *(c + s / 2))]
+            size = ds.get('input_size')
             self.results.append(
                 dict(
                     img_path=ds.get('img_path'),
@@ -94,6 +103,9 @@ class LandmarkDumpMetric(BaseMetric):
                     uld_split=ds.get('uld_split'),
                     bbox=None if bbox is None or bbox.size < 4 else
                     [float(v) for v in bbox.reshape(-1)[:4]],
+                    crop=crop,
+                    input_size=None if size is None else
+                    [int(v) for v in np.asarray(size).reshape(-1)[:2]],
                     keypoints=kpts.astype(float).tolist(),
                     scores=scores.astype(float).tolist(),
                     visible=(vis > 0).astype(int).tolist()))

@@ -6,9 +6,11 @@ import torch
 import torch.nn.functional as F
 from mmengine.model import BaseModule
 from torch import Tensor, nn
+from torch.utils.checkpoint import checkpoint
 
 from mmuld.registry import MODELS
 from .bottleneck import GNBottleneck
+from .resize import separable_resize
 
 
 @MODELS.register_module()
@@ -24,12 +26,36 @@ class HyperFeatureAggregator(BaseModule):
     the bottleneck (the paper upsamples to the image resolution; like
     Hyperfeatures we stop at the output resolution to save compute).
 
+    Two computations of the same function (``fast``):
+
+    * naive (``fast=False``): ``F.interpolate`` of every map to the output
+      size, then the bottleneck, exactly as written above;
+    * fast (default): where a map is upsampled, the two 1x1 convolutions
+      that read the input (``B_l``'s first conv and its projection
+      shortcut) run at the map's native size and only their outputs are
+      resized. This is exact: a 1x1 convolution is a per-pixel linear map
+      and bilinear resizing a per-channel convex combination of pixels, so
+      they commute (a bias too, since the weights of every output pixel sum
+      to 1). The resize runs as two matrix products
+      (:func:`separable_resize`), the frozen features are fed in their own
+      dtype (no full-resolution fp32 copy), and the timestep mixing is one
+      ``einsum``. Results match the naive path up to float rounding
+      (tested).
+
+    ``with_cp=True`` recomputes each layer's bottleneck in the backward
+    pass (activation checkpointing): the same numbers, a fraction of the
+    activation memory, about one more forward pass of compute.
+
     Args:
         in_channels (Sequence[int]): Channels of each tapped layer.
         num_timesteps (int): Number of timesteps ``T``.
         out_channels (int): Channels of ``F_ag``. Defaults to 384.
         mid_channels (int, optional): Bottleneck width. Defaults to
             ``out_channels // 4``.
+        fast (bool): Use the reordered, matrix-resize computation (see
+            above). Defaults to True.
+        with_cp (bool): Activation checkpointing per layer while training.
+            Defaults to False.
         init_cfg (dict, optional): mmengine init config.
     """
 
@@ -38,6 +64,8 @@ class HyperFeatureAggregator(BaseModule):
                  num_timesteps: int,
                  out_channels: int = 384,
                  mid_channels: Optional[int] = None,
+                 fast: bool = True,
+                 with_cp: bool = False,
                  init_cfg: Optional[dict] = None) -> None:
         super().__init__(init_cfg=init_cfg)
         if len(in_channels) == 0 or num_timesteps <= 0:
@@ -54,6 +82,8 @@ class HyperFeatureAggregator(BaseModule):
         ])
         self.mixing_weights = nn.Parameter(
             torch.ones(len(self.in_channels) * self.num_timesteps))
+        self.fast = bool(fast)
+        self.with_cp = bool(with_cp)
 
     def normalized_weights(self) -> Tensor:
         """Softmax-normalised mixing weights, shape (L, T)."""
@@ -75,14 +105,88 @@ class HyperFeatureAggregator(BaseModule):
         if len(feats) != len(self.in_channels):
             raise ValueError(f'Expected {len(self.in_channels)} feature maps, '
                              f'got {len(feats)}')
+        for l_idx, f in enumerate(feats):
+            if f.dim() != 5 or f.shape[1] != self.num_timesteps:
+                raise ValueError(
+                    f'Expected {self.num_timesteps} timesteps, i.e. a (B, '
+                    f'{self.num_timesteps}, C, h, w) feature map, for layer '
+                    f'{l_idx}, got {tuple(f.shape)}')
+        if not self.fast:
+            return self.forward_naive(feats, out_size)
+        weights = self.normalized_weights()
+        out_size = (int(out_size[0]), int(out_size[1]))
+        out = None
+        for l_idx, f in enumerate(feats):
+            b, t = f.shape[:2]
+            if self.with_cp and self.training and torch.is_grad_enabled():
+                y = checkpoint(
+                    self._layer_fast,
+                    l_idx,
+                    f,
+                    weights[l_idx],
+                    out_size,
+                    use_reentrant=False)
+            else:
+                y = self._layer_fast(l_idx, f, weights[l_idx], out_size)
+            out = y if out is None else out + y
+        return out
+
+    def _layer_fast(self, l_idx: int, f: Tensor, weights: Tensor,
+                    out_size: Tuple[int, int]) -> Tensor:
+        """``sum_t w_{l,t} B_l(resize(r_{l,t}))`` of one layer, reordered.
+
+        Args:
+            l_idx (int): Layer index.
+            f (Tensor): (B, T, C_l, h_l, w_l) features of the layer.
+            weights (Tensor): (T, ) normalised mixing weights of the layer.
+            out_size (tuple[int, int]): Output (height, width).
+
+        Returns:
+            Tensor: (B, out_channels, *out_size).
+        """
+        bottleneck = self.bottlenecks[l_idx]
+        b, t = f.shape[:2]
+        x = f.flatten(0, 1)
+        param_dtype = self.mixing_weights.dtype
+        if not torch.is_autocast_enabled(x.device.type):
+            x = x.to(param_dtype)  # native size: a small copy, if any
+        h, w = x.shape[-2:]
+        size = tuple(out_size)
+        if (h, w) == size:
+            y = bottleneck(x)
+        else:
+            down = h > size[0] or w > size[1]
+            if down:
+                # downsampling: the 1x1 convs would run on more pixels
+                y = bottleneck(separable_resize(x, size, antialias=True))
+            else:
+                a, s = bottleneck.input_projections(x)
+                y = bottleneck.forward_projected(
+                    separable_resize(a, size), separable_resize(s, size))
+        y = y.view(b, t, *y.shape[1:])
+        # outside autocast: the mix reads y itself (kept anyway by the
+        # ReLU's backward) instead of saving a low-precision copy of it
+        with torch.autocast(y.device.type, enabled=False):
+            return torch.einsum('btchw,t->bchw', y,
+                                weights.to(y.dtype))
+
+    def forward_naive(self, feats: List[Tensor],
+                      out_size: Tuple[int, int]) -> Tensor:
+        """The straightforward computation (resize with ``F.interpolate``,
+        then the bottleneck); reference of the fast path.
+
+        Args:
+            feats (list[Tensor]): As :meth:`forward`.
+            out_size (tuple[int, int]): Output (height, width).
+
+        Returns:
+            Tensor: F_ag, shape (B, out_channels, *out_size).
+        """
         weights = self.normalized_weights()
         dtype = self.mixing_weights.dtype
         out = None
         for l_idx, (f, bottleneck) in enumerate(zip(feats, self.bottlenecks)):
             b, t = f.shape[:2]
-            if t != self.num_timesteps:
-                raise ValueError(f'Expected {self.num_timesteps} timesteps, '
-                                 f'got {t} for layer {l_idx}')
             f = f.flatten(0, 1).to(dtype)
             if tuple(f.shape[-2:]) != tuple(out_size):
                 down = f.shape[-2] > out_size[0] or f.shape[-1] > out_size[1]

@@ -1,6 +1,6 @@
 # Copyright (c) mmuld contributors. All rights reserved.
 """ResNet bottleneck with GroupNorm, as used by Diffusion Hyperfeatures."""
-from typing import Optional
+from typing import Optional, Tuple
 
 import torch.nn.functional as F
 from mmcv.cnn import ConvModule
@@ -75,3 +75,41 @@ class GNBottleneck(BaseModule):
         """
         y = self.conv3(self.conv2(self.conv1(x)))
         return F.relu(y + self.shortcut(x), inplace=True)
+
+    def input_projections(self, x: Tensor) -> Tuple[Tensor, Tensor]:
+        """The two linear maps that read ``x``: the first 1x1 convolution
+        and the shortcut's 1x1 convolution (or ``x`` itself), before their
+        normalisation.
+
+        Both are per-pixel linear maps, so they commute with a (convex,
+        per-channel) spatial resize: ``forward(resize(x)) ==
+        forward_projected(*map(resize, input_projections(x)))``.
+
+        Args:
+            x (Tensor): (N, in_channels, h, w).
+
+        Returns:
+            tuple[Tensor, Tensor]: (N, mid, h, w) and (N, out_channels, h, w).
+        """
+        a = self.conv1.conv(x)
+        if isinstance(self.shortcut, nn.Identity):
+            s = x
+        else:
+            s = self.shortcut.conv(x)
+        return a, s
+
+    def forward_projected(self, a: Tensor, s: Tensor) -> Tensor:
+        """The rest of :meth:`forward` after :meth:`input_projections`.
+
+        Args:
+            a (Tensor): (N, mid, H, W) first-conv output.
+            s (Tensor): (N, out_channels, H, W) shortcut-conv output.
+
+        Returns:
+            Tensor: (N, out_channels, H, W).
+        """
+        a = self.conv1.activate(self.conv1.norm(a))
+        y = self.conv3(self.conv2(a))
+        if not isinstance(self.shortcut, nn.Identity):
+            s = self.shortcut.norm(s)
+        return F.relu(y + s, inplace=True)

@@ -6,6 +6,7 @@ from collections import OrderedDict
 from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
+import torch.nn.functional as F
 from mmengine.model import BaseModule
 from torch import Tensor, nn
 
@@ -69,6 +70,12 @@ class StableDiffusionBackbone(BaseModule):
     steps over the low-to-mid noise range of the 1000-step SD-1.5 schedule,
     where SD features are most semantic (cf. DIFT's ``t = 261``).
 
+    Input size of SD: with ``sd_input_size=S`` the (normalised) crop is
+    resized (bilinear, antialiased when shrinking) to ``S x S`` for the VAE
+    and UNet only; ``F_ag`` and the heads keep ``H / out_stride`` of the
+    crop. SD-1.5 was trained at 512 px: a 256 px crop gives it a 32 x 32
+    latent, whose deepest tapped up-block is 4 x 4.
+
     Precision: on CUDA the SD parts run in ``dtype`` (weights are cast once,
     lazily, unless ``autocast=True``, which keeps fp32 weights and uses
     ``torch.autocast``), with channels_last and SDPA attention. On other
@@ -87,6 +94,13 @@ class StableDiffusionBackbone(BaseModule):
             Defaults to ``(50, 150, 250, 350, 450)``.
         agg_channels (int): Channels of ``F_ag``. Defaults to 384.
         out_stride (int): Stride of ``F_ag`` w.r.t. the input. Defaults to 8.
+        sd_input_size (int | tuple[int, int], optional): Size ``S`` or
+            ``(H, W)`` the crop is resized to for SD only (a multiple of
+            the UNet's latent granularity, e.g. 64 px for SD-1.5).
+            Defaults to None (SD sees the crop as it is).
+        agg_cfg (dict, optional): Extra arguments of
+            :class:`HyperFeatureAggregator` (``fast``, ``with_cp``,
+            ``mid_channels``). Defaults to None.
         dtype (str): ``'bf16' | 'fp16' | 'fp32'`` for the SD parts on CUDA.
             Defaults to ``'bf16'``.
         autocast (bool): Use ``torch.autocast`` instead of casting the SD
@@ -112,6 +126,8 @@ class StableDiffusionBackbone(BaseModule):
                  timesteps: Sequence[int] = (50, 150, 250, 350, 450),
                  agg_channels: int = 384,
                  out_stride: int = 8,
+                 sd_input_size: Optional[Union[int, Sequence[int]]] = None,
+                 agg_cfg: Optional[dict] = None,
                  dtype: str = 'bf16',
                  autocast: bool = False,
                  channels_last: bool = True,
@@ -176,8 +192,17 @@ class StableDiffusionBackbone(BaseModule):
             comps.unet.up_blocks[b].resnets[r].out_channels
             for b, r in self.layers
         ]
+        self.sd_input_size = self._resolve_sd_input_size(
+            sd_input_size, comps.unet)
+        agg_cfg = dict(agg_cfg or {})
+        for key in ('in_channels', 'num_timesteps', 'out_channels'):
+            if key in agg_cfg:
+                raise ValueError(f'agg_cfg must not set {key!r}: it follows '
+                                 'from the tapped layers, timesteps and '
+                                 'agg_channels')
         self.aggregator = HyperFeatureAggregator(
-            self.layer_channels, len(self.timesteps), agg_channels)
+            self.layer_channels, len(self.timesteps), agg_channels,
+            **agg_cfg)
 
     # ------------------------------------------------------------------
     # module plumbing
@@ -230,6 +255,43 @@ class StableDiffusionBackbone(BaseModule):
         for m in (sd.unet, sd.vae):
             if hasattr(m, 'set_attn_processor'):
                 m.set_attn_processor(AttnProcessor2_0())
+
+    def _resolve_sd_input_size(
+            self, size, unet: nn.Module) -> Optional[Tuple[int, int]]:
+        """Validate ``sd_input_size``: None or positive multiples of the
+        pixel granularity of the UNet (VAE factor x 2^downsamplings)."""
+        if size is None:
+            return None
+        if isinstance(size, bool) or not isinstance(
+                size, (int, tuple, list)):
+            raise ValueError('sd_input_size must be None, an int or a pair '
+                             f'of ints, got {size!r}')
+        pair = (size, size) if isinstance(size, int) else tuple(size)
+        n_down = len(getattr(unet.config, 'down_block_types', ())) - 1
+        unit = self.vae_scale_factor * 2**max(n_down, 0)
+        if len(pair) != 2 or not all(
+                isinstance(v, int) and not isinstance(v, bool) and v > 0
+                and v % unit == 0 for v in pair):
+            raise ValueError(
+                f'sd_input_size must be a positive multiple of {unit} px '
+                f'(VAE factor {self.vae_scale_factor} x UNet '
+                f'downsampling {2**max(n_down, 0)}), or a pair of them, '
+                f'got {size!r}')
+        return (int(pair[0]), int(pair[1]))
+
+    def _sd_input(self, x: Tensor) -> Tensor:
+        """The crop as SD sees it: resized to ``sd_input_size`` if set."""
+        if self.sd_input_size is None or tuple(
+                x.shape[-2:]) == self.sd_input_size:
+            return x
+        size = self.sd_input_size
+        down = x.shape[-2] > size[0] or x.shape[-1] > size[1]
+        return F.interpolate(
+            x.float(),
+            size=size,
+            mode='bilinear',
+            align_corners=False,
+            antialias=down).to(x.dtype)
 
     def _resolve_layers(self, layers, max_up_block) -> List[Tuple[int, int]]:
         """Validate / build the (up_block, resnet) list in execution order."""
@@ -296,8 +358,10 @@ class StableDiffusionBackbone(BaseModule):
                              f'shape (B, 3, H, W), got '
                              f'{tuple(getattr(x, "shape", ()))}')
         h, w = x.shape[-2:]
-        for name, s in (('VAE scale factor', self.vae_scale_factor),
-                        ('out_stride', self.out_stride)):
+        checks = [('out_stride', self.out_stride)]
+        if self.sd_input_size is None:
+            checks.append(('VAE scale factor', self.vae_scale_factor))
+        for name, s in checks:
             if h % s or w % s:
                 raise ValueError(f'Input size {(h, w)} must be a multiple of '
                                  f'the {name} {s}')
@@ -359,6 +423,7 @@ class StableDiffusionBackbone(BaseModule):
             torch.channels_last if device.type == 'cuda'
             and self.channels_last else torch.contiguous_format)
         num_t = len(self.timesteps)
+        x = self._sd_input(x)
         with self._autocast(device, use_autocast):
             latents = self._encode(x.to(dtype).contiguous(memory_format=mem))
             b = latents.shape[0]
@@ -429,6 +494,7 @@ class StableDiffusionBackbone(BaseModule):
         device = x.device
         self._prepare_sd(device, force_fp32=True)
         per_image = []
+        x = self._sd_input(x.float())
         for img in x:
             latent = self._encode(img[None].float())
             noise = self._get_noise(latent.shape[1:], device)

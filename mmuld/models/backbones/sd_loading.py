@@ -183,3 +183,37 @@ def load_sd_components(pretrained: str,
     embeds = encode_empty_prompt(tokenizer, text_encoder, prompt)
     del text_encoder, tokenizer
     return SDComponents(unet, vae, scheduler, embeds)
+
+
+def random_sd15_components(device=None, seed: int = 0) -> SDComponents:
+    """The SD-1.5 UNet/VAE/scheduler with random weights, built in code.
+
+    For benchmarks: random weights take the time and memory of trained
+    ones. A random (1, 77, 768) tensor stands in for the CLIP embedding of
+    the empty prompt. Nothing is downloaded.
+
+    Args:
+        device (torch.device | str, optional): Device to build on.
+        seed (int): Seed of the random weights. Defaults to 0.
+
+    Returns:
+        SDComponents: The components.
+    """
+    from diffusers import AutoencoderKL, DDPMScheduler, UNet2DConditionModel
+
+    from mmuld.testing import SD15_SCHEDULER_KWARGS
+    torch.manual_seed(seed)
+    with torch.device(device or 'cpu'):
+        # UNet2DConditionModel defaults are the SD-1.5 UNet except the
+        # cross-attention width (768 = CLIP ViT-L/14)
+        unet = UNet2DConditionModel(sample_size=64, cross_attention_dim=768)
+        vae = AutoencoderKL(
+            down_block_types=('DownEncoderBlock2D', ) * 4,
+            up_block_types=('UpDecoderBlock2D', ) * 4,
+            block_out_channels=(128, 256, 512, 512),
+            layers_per_block=2,
+            latent_channels=4,
+            sample_size=512,
+            scaling_factor=0.18215)
+    return SDComponents(unet, vae, DDPMScheduler(**SD15_SCHEDULER_KWARGS),
+                        torch.randn(1, 77, 768))

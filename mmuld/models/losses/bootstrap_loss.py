@@ -57,6 +57,48 @@ def _gather_rows(x: Tensor, idx: Tensor) -> Tensor:
     return x.gather(1, idx[..., None].expand(-1, -1, x.shape[-1]))
 
 
+class _SimLogSumExp(torch.autograd.Function):
+    """``logsumexp_j(<q_i, k_j> / temperature)`` and its argmax, in chunks.
+
+    Equals ``(q @ k^T / temperature).logsumexp(-1)`` (and ``.argmax(-1)``)
+    up to float rounding, but never keeps the ``(B, Q, N)`` similarity
+    matrix: only ``q``, ``k`` and the ``(B, Q)`` result are saved, and the
+    softmax is recomputed chunk by chunk in the backward pass.
+    """
+
+    @staticmethod
+    def forward(ctx, q: Tensor, k: Tensor, temperature: float,
+                chunk: int) -> Tuple[Tensor, Tensor]:
+        n_q = q.shape[1]
+        lse = q.new_empty(q.shape[:2])
+        arg = torch.empty(q.shape[:2], dtype=torch.long, device=q.device)
+        kt = k.transpose(1, 2)
+        for s in range(0, n_q, chunk):
+            sim = q[:, s:s + chunk] @ kt / temperature
+            lse[:, s:s + chunk] = sim.logsumexp(-1)
+            arg[:, s:s + chunk] = sim.argmax(-1)
+        ctx.save_for_backward(q, k, lse)
+        ctx.temperature = temperature
+        ctx.chunk = chunk
+        ctx.mark_non_differentiable(arg)
+        return lse, arg
+
+    @staticmethod
+    def backward(ctx, grad_lse: Tensor, grad_arg: Optional[Tensor]):
+        q, k, lse = ctx.saved_tensors
+        temp, chunk = ctx.temperature, ctx.chunk
+        grad_q = torch.empty_like(q)
+        grad_k = torch.zeros_like(k)
+        kt = k.transpose(1, 2)
+        for s in range(0, q.shape[1], chunk):
+            qs = q[:, s:s + chunk]
+            prob = torch.exp(qs @ kt / temp - lse[:, s:s + chunk, None])
+            prob = prob * (grad_lse[:, s:s + chunk, None] / temp)
+            grad_q[:, s:s + chunk] = prob @ k
+            grad_k += prob.transpose(1, 2) @ qs
+        return grad_q, grad_k, None, None
+
+
 def _flat_to_xy(idx: Tensor, width: int, dtype) -> Tensor:
     return torch.stack([(idx % width), torch.div(
         idx, width, rounding_mode='floor')], dim=-1).to(dtype)
@@ -101,6 +143,14 @@ class BootstrapLoss(nn.Module):
         desc_weight (float): Weight of the descriptor loss. Defaults to 1.0.
         kpt_weight (float): Weight of the keypoint loss. Defaults to 1.0.
         loss_weight (float): Global weight. Defaults to 1.0.
+        memory_efficient (bool): Compute the softmax NLLs as
+            ``logsumexp - target similarity`` in query chunks, recomputed in
+            the backward pass (:class:`_SimLogSumExp`), in float32 outside
+            any autocast, instead of materialising the ``(B, Q, h*w)``
+            similarity and log-softmax matrices. The same loss up to float
+            rounding (tested). Defaults to True.
+        chunk_elements (int): Similarity entries per chunk of the
+            memory-efficient path. Defaults to 2**24.
     """
 
     def __init__(self,
@@ -109,7 +159,9 @@ class BootstrapLoss(nn.Module):
                  max_queries: Optional[int] = 1024,
                  desc_weight: float = 1.0,
                  kpt_weight: float = 1.0,
-                 loss_weight: float = 1.0):
+                 loss_weight: float = 1.0,
+                 memory_efficient: bool = True,
+                 chunk_elements: int = 2**24):
         super().__init__()
         if temperature <= 0:
             raise ValueError(f'temperature must be > 0, got {temperature}')
@@ -124,6 +176,8 @@ class BootstrapLoss(nn.Module):
         self.desc_weight = desc_weight
         self.kpt_weight = kpt_weight
         self.loss_weight = loss_weight
+        self.memory_efficient = bool(memory_efficient)
+        self.chunk_elements = int(chunk_elements)
 
     def _direction(self, logits_x: Tensor, desc_x: Tensor, desc_y: Tensor,
                    matrices: Tensor,
@@ -145,18 +199,23 @@ class BootstrapLoss(nn.Module):
             q = torch.arange(hw, device=fx.device)
         q = q[None].expand(B, -1)
         t, v = target.gather(1, q), valid.gather(1, q)
-        fq = _gather_rows(fx, q)  # (B, Q, D)
-        ft = _gather_rows(fy, t)  # (B, Q, D)
-        sim_xy = fq @ fy.transpose(1, 2) / self.temperature  # (B, Q, hw)
-        sim_yx = ft @ fx.transpose(1, 2) / self.temperature  # (B, Q, hw)
-        nll_xy = -sim_xy.log_softmax(-1).gather(2, t[..., None])[..., 0]
-        nll_yx = -sim_yx.log_softmax(-1).gather(2, q[..., None])[..., 0]
-        nll = 0.5 * (nll_xy + nll_yx)
+        if self.memory_efficient:
+            nll, j_star, back = self._nll_chunked(fx, fy, q, t)
+        else:
+            fq = _gather_rows(fx, q)  # (B, Q, D)
+            ft = _gather_rows(fy, t)  # (B, Q, D)
+            sim_xy = fq @ fy.transpose(1, 2) / self.temperature  # (B, Q, hw)
+            sim_yx = ft @ fx.transpose(1, 2) / self.temperature  # (B, Q, hw)
+            nll_xy = -sim_xy.log_softmax(-1).gather(2, t[..., None])[..., 0]
+            nll_yx = -sim_yx.log_softmax(-1).gather(2, q[..., None])[..., 0]
+            nll = 0.5 * (nll_xy + nll_yx)
+            with torch.no_grad():
+                j_star = sim_xy.argmax(-1)  # (B, Q)
+                back = (_gather_rows(fy, j_star)
+                        @ fx.transpose(1, 2)).argmax(-1)
 
         with torch.no_grad():
             dtype = coords.dtype
-            j_star = sim_xy.argmax(-1)  # (B, Q)
-            back = (_gather_rows(fy, j_star) @ fx.transpose(1, 2)).argmax(-1)
             true_xy = _gather_rows(coords, q)
             fwd_err = (_flat_to_xy(j_star, w, dtype) - true_xy).norm(dim=-1)
             back_err = (_flat_to_xy(back, w, dtype) -
@@ -167,6 +226,31 @@ class BootstrapLoss(nn.Module):
         bce = F.binary_cross_entropy_with_logits(
             lx, labels.to(lx.dtype), reduction='none')
         return nll, v, bce
+
+    def _nll_chunked(self, fx: Tensor, fy: Tensor, q: Tensor,
+                     t: Tensor) -> Tuple[Tensor, Tensor, Tensor]:
+        """Memory-light symmetric NLL, nearest neighbour and back-match.
+
+        Returns:
+            tuple: per-query NLL ``(B, Q)``, ``j*`` (argmax over y of the
+            query similarities) and the argmax over x of ``g_{j*}``.
+        """
+        dev_type = fx.device.type
+        with torch.autocast(dev_type, enabled=False):
+            fx, fy = fx.float(), fy.float()
+            n = fx.shape[1]
+            chunk = max(1, self.chunk_elements // max(fx.shape[0] * n, 1))
+            fq = _gather_rows(fx, q)
+            ft = _gather_rows(fy, t)
+            lse_xy, j_star = _SimLogSumExp.apply(fq, fy, self.temperature,
+                                                 chunk)
+            lse_yx, _ = _SimLogSumExp.apply(ft, fx, self.temperature, chunk)
+            pos = (fq * ft).sum(-1) / self.temperature
+            nll = 0.5 * ((lse_xy - pos) + (lse_yx - pos))
+            with torch.no_grad():
+                _, back = _SimLogSumExp.apply(
+                    _gather_rows(fy, j_star), fx, self.temperature, chunk)
+        return nll, j_star, back
 
     def forward(self,
                 logits_a: Tensor,

@@ -24,7 +24,11 @@ class ELBOLoss(nn.Module):
     and averaged over the batch.
 
     With ``reduction='mean'`` the reconstruction term is averaged over
-    pixels as well (and KL over latent dims) instead of summed.
+    pixels as well (and KL over latent dims) instead of summed. With
+    ``reduction='per_pixel'`` both summed terms are divided by the number of
+    heatmap pixels: the same ELBO (the KL / reconstruction balance of the
+    VAE is unchanged) on the per-pixel scale of the detector's MSE, so
+    neither loss starves the other under global gradient clipping.
 
     Args:
         recon_weight (float): Weight of the reconstruction term.
@@ -33,8 +37,9 @@ class ELBOLoss(nn.Module):
         recon_type (str): ``'bce'`` or ``'mse'``. Defaults to ``'bce'``.
         recon_sigmoid (bool): For ``'mse'``, apply a sigmoid to the logits
             first. Defaults to True.
-        reduction (str): ``'sum'`` (per-sample sums, batch mean) or
-            ``'mean'`` (element means). Defaults to ``'sum'``.
+        reduction (str): ``'sum'`` (per-sample sums, batch mean),
+            ``'mean'`` (element means) or ``'per_pixel'`` (per-sample sums
+            divided by the pixels of one heatmap). Defaults to ``'sum'``.
         loss_weight (float): Global weight applied to both terms.
             Defaults to 1.0.
     """
@@ -50,9 +55,9 @@ class ELBOLoss(nn.Module):
         if recon_type not in ('bce', 'mse'):
             raise ValueError(
                 f"recon_type must be 'bce' or 'mse', got {recon_type!r}")
-        if reduction not in ('sum', 'mean'):
-            raise ValueError(
-                f"reduction must be 'sum' or 'mean', got {reduction!r}")
+        if reduction not in ('sum', 'mean', 'per_pixel'):
+            raise ValueError("reduction must be 'sum', 'mean' or "
+                             f"'per_pixel', got {reduction!r}")
         self.recon_weight = recon_weight
         self.kl_weight = kl_weight
         self.recon_type = recon_type
@@ -92,9 +97,12 @@ class ELBOLoss(nn.Module):
             pred = recon.sigmoid() if self.recon_sigmoid else recon
             rec = (pred - target)**2
         kl = -0.5 * (1 + logvar - mu.pow(2) - torch.exp(logvar))
-        if self.reduction == 'sum':
+        if self.reduction in ('sum', 'per_pixel'):
             rec = rec.flatten(1).sum(1).mean()
             kl = kl.sum(1).mean()
+            if self.reduction == 'per_pixel':
+                npix = float(target[0].numel())
+                rec, kl = rec / npix, kl / npix
         else:
             rec = rec.mean()
             kl = kl.mean()

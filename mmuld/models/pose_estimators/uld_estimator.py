@@ -13,11 +13,16 @@ from torch import Tensor
 from mmuld.clustering import image_exemplars
 from mmuld.registry import MODELS
 from ..utils.affine import random_affine_pair
-from ..utils.keypoint_ops import (heatmap_nms, render_gaussian_heatmap,
-                                  sample_descriptors)
+from ..utils.keypoint_ops import (heatmap_nms, refine_subpixel,
+                                  render_gaussian_heatmap, sample_descriptors)
+from ..utils.self_training_augment import (augment_config,
+                                           augment_with_labels)
 from .utils import adopt_buffer_shapes, gather_landmarks, to_pred_instances
 
 STAGES = ('bootstrap', 'duld', 'proxy', 'dldpp')
+# last-stage objectives: Eq. 3 (D-ULD++), the full VAE ("TSC w/ full VAE")
+# and D-ULD's ("+ PP" ablation: no pose labels, no latent loss)
+DLDPP_OBJECTIVES = ('latent', 'elbo', 'duld')
 
 
 @MODELS.register_module()
@@ -61,12 +66,26 @@ class ULDEstimator(BasePoseEstimator):
         num_landmarks (int): K, landmarks to discover. Defaults to 10.
         train_cfg (dict, optional): ``sigma`` of the pseudo-label Gaussians
             (map pixels), ``max_rotation`` / ``flip_prob`` of the
-            bootstrapping augmentation, ``detach_vae_input`` (the ELBO does
-            not reach the detector; default True) and ``dldpp_objective``
-            (``'latent'``: Eq. 3, default; ``'elbo'``: keep the full VAE,
-            the "TSC w/ full VAE" ablation).
-        test_cfg (dict, optional): ``nms_kernel``, ``score_thr``,
-            ``max_keypoints`` of the keypoint extraction.
+            bootstrapping augmentation, ``augment`` (random affine +
+            photometric augmentation of the self-training stages, pseudo-
+            labels warped alike; True = defaults of
+            :func:`augment_with_labels`, a dict overrides them, False
+            disables; default True), ``detach_vae_input`` (stop the ELBO at
+            the detector; default False: the proxy task supervises the
+            detector, Sec. 3.3.1) and ``dldpp_objective`` (``'latent'``:
+            Eq. 3, default; ``'elbo'``: keep the full VAE, the "TSC w/ full
+            VAE" ablation; ``'duld'``: train like D-ULD, detector MSE and
+            descriptor contrastive loss on K-means pseudo-labels, no pose
+            labels, the "+ PP" ablation).
+        test_cfg (dict, optional): ``nms_kernel`` (odd NMS window in map
+            cells; default 5, i.e. +-2 cells as Mallis et al.),
+            ``score_thr`` (default 0.15, Mallis et al.'s confidence),
+            ``max_keypoints``, ``border`` and ``subpixel`` (quadratic peak
+            refinement, default True) of the keypoint extraction;
+            ``candidates`` at test time (``'dense'``, default, as the
+            clustering rounds, or ``'nms'``), ``dense_max_keypoints`` and
+            ``min_keypoints`` (NMS peaks kept per image even below
+            ``score_thr``; ``'k'``, default, means K).
         data_preprocessor (dict, optional): Data preprocessor config.
         init_cfg (dict, optional): Initialisation config.
         metainfo (dict, optional): Dataset meta information.
@@ -96,6 +115,11 @@ class ULDEstimator(BasePoseEstimator):
             self, data_preprocessor=data_preprocessor, init_cfg=init_cfg)
         self.metainfo = self._load_metainfo(metainfo)
         self.train_cfg = train_cfg if train_cfg else {}
+        objective = self.train_cfg.get('dldpp_objective', 'latent')
+        if objective not in DLDPP_OBJECTIVES:
+            raise ValueError(
+                f'train_cfg.dldpp_objective={objective!r}, expected one of '
+                f'{DLDPP_OBJECTIVES}')
         self.test_cfg = test_cfg if test_cfg else {}
         self.backbone = MODELS.build(backbone)
         self.detector_head = MODELS.build(detector_head)
@@ -156,6 +180,27 @@ class ULDEstimator(BasePoseEstimator):
                             ('uld_centroids', 'uld_pose_centroids'))
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
+    def train(self, mode: bool = True) -> 'ULDEstimator':
+        """Set the mode; sub-modules whose parameters are all frozen stay in
+        eval mode, so the BatchNorm statistics of a frozen head or backbone
+        do not drift while other parts train."""
+        super().train(mode)
+        if mode:
+            for name, mod in self.named_children():
+                if name == 'data_preprocessor':
+                    continue
+                params = list(mod.parameters())
+                if params and not any(p.requires_grad for p in params):
+                    mod.eval()
+                elif params:
+                    for sub in mod.modules():
+                        ps = list(sub.parameters(recurse=False))
+                        if isinstance(sub, torch.nn.modules.batchnorm.
+                                      _BatchNorm) and ps and not any(
+                                          p.requires_grad for p in ps):
+                            sub.eval()
+        return self
+
     @property
     def stride(self) -> float:
         """Stride of the head maps with respect to the input."""
@@ -169,11 +214,24 @@ class ULDEstimator(BasePoseEstimator):
         feats = self.extract_feat(inputs)
         return self.detector_head(feats), self.descriptor_head(feats)
 
-    def extract_keypoints(self, inputs: Tensor) -> Dict[str, Tensor]:
+    def extract_keypoints(self, inputs: Tensor,
+                          dense: bool = False,
+                          min_keypoints: int = 0) -> Dict[str, Tensor]:
         """Detector + descriptor forward with NMS keypoints.
 
         Args:
             inputs (Tensor): (B, 3, S, S) images in [-1, 1].
+            dense (bool): The highest-scoring map cells above
+                ``score_thr`` are the keypoints, without NMS (at most
+                ``test_cfg.dense_max_keypoints``, default a quarter of the
+                map and at most 256). Used by clustering rounds and, with
+                ``test_cfg.candidates='dense'``, at test time; see
+                docs/methods.md ("Candidates of a clustering round").
+            min_keypoints (int): Keep at least this many NMS peaks per image
+                (the highest ones) even below ``score_thr``, so that a
+                detector still learning a new round's targets cannot starve
+                the next clustering round (used by :class:`PseudoLabelHook`
+                with K; 0 at inference).
 
         Returns:
             dict: ``keypoints`` (B, N, 2) in input pixels, ``scores`` (B, N),
@@ -184,22 +242,63 @@ class ULDEstimator(BasePoseEstimator):
         cfg = self.test_cfg
         logits, desc_map = self._forward(inputs)
         heat = logits.sigmoid()
-        kpts, scores, valid = heatmap_nms(
-            heat,
-            kernel_size=cfg.get('nms_kernel', 3),
-            score_thr=cfg.get('score_thr', 0.0),
-            max_keypoints=cfg.get('max_keypoints', 50),
-            border=cfg.get('border', 1))
+        thr = cfg.get('score_thr', 0.15)
+        border = cfg.get('border', 1)
+        if dense:
+            h, w = heat.shape[-2:]
+            kpts, scores, valid = heatmap_nms(
+                heat, kernel_size=1, score_thr=thr, border=border,
+                max_keypoints=cfg.get(
+                    'dense_max_keypoints',
+                    max(min_keypoints, min(256, h * w // 4))))
+        else:
+            kpts, scores, valid = heatmap_nms(
+                heat,
+                kernel_size=cfg.get('nms_kernel', 5),
+                score_thr=-1.0 if min_keypoints > 0 else thr,
+                max_keypoints=cfg.get('max_keypoints', 50),
+                border=border)
+            if min_keypoints > 0:
+                kpts, scores, valid = self._keep_at_least(
+                    heat, kpts, scores, valid, thr, min_keypoints, border)
+        if cfg.get('subpixel', True) and not dense:
+            kpts = refine_subpixel(heat, kpts, valid)
         kpts = (kpts + 0.5) * self.stride - 0.5
         out = dict(
             keypoints=kpts,
             scores=scores,
             valid=valid,
             descriptors=sample_descriptors(desc_map, kpts, self.stride),
-            heatmap=heat)
+            heatmap=heat,
+            desc_map=desc_map,
+            dense=dense)
         if self.pose_vae is not None:
             out['codes'] = self.pose_vae.encode(heat)[0]
         return out
+
+    @staticmethod
+    def _keep_at_least(heat: Tensor, kpts: Tensor, scores: Tensor,
+                       valid: Tensor, thr: float, n: int,
+                       border: int) -> Tuple[Tensor, Tensor, Tensor]:
+        """NMS peaks above ``thr``, and at least ``n`` per image.
+
+        The highest peaks stay even below ``thr``; where a smooth map has
+        fewer than ``n`` peaks at all, its highest other cells are added.
+        """
+        rank = torch.arange(valid.shape[1], device=valid.device)
+        valid = valid & ((scores > thr) | (rank < n)[None])
+        need = (n - valid.sum(1)).clamp(min=0)
+        if bool((need > 0).any()):
+            ek, es, ev = heatmap_nms(heat, kernel_size=1, score_thr=-1.0,
+                                     max_keypoints=2 * n, border=border)
+            dup = ((ek[:, :, None] == kpts[:, None]).all(-1)
+                   & valid[:, None]).any(-1)
+            ev = ev & ~dup
+            ev = ev & (ev.cumsum(1) <= need[:, None])
+            kpts = torch.cat([kpts, ek], 1)
+            scores = torch.cat([scores, es], 1)
+            valid = torch.cat([valid, ev], 1)
+        return kpts * valid[..., None], scores * valid, valid
 
     # ------------------------------------------------------------------ #
     # losses
@@ -223,6 +322,12 @@ class ULDEstimator(BasePoseEstimator):
                 'round has run: add a PseudoLabelHook to `custom_hooks`')
         idx = [ds.metainfo['sample_idx'] for ds in data_samples]
         pl = self.pseudo_labels.lookup(idx, inputs.device)
+        aug = augment_config(self.train_cfg.get('augment', True))
+        if aug is not None:
+            inputs, kpts, valid, _ = augment_with_labels(
+                inputs, pl['keypoints'], pl['valid'], **aug)
+            pl = dict(pl, keypoints=kpts, valid=valid)
+            pl['labels'] = pl['labels'].masked_fill(~valid, -1)
         feats = self.extract_feat(inputs)
         logits = self.detector_head(feats)
         heat = logits.sigmoid()
@@ -231,7 +336,7 @@ class ULDEstimator(BasePoseEstimator):
                                          heat.shape[-2:], self.stride, sigma)
         losses = dict(loss_heatmap=self.loss_heatmap(logits, target))
 
-        if self.stage == 'duld':
+        if self.stage == 'duld' or self._dldpp_as_duld():
             desc_map = self.descriptor_head(feats)
             desc = sample_descriptors(desc_map, pl['keypoints'], self.stride)
             valid = pl['valid'].reshape(-1)
@@ -243,15 +348,52 @@ class ULDEstimator(BasePoseEstimator):
                 and self.train_cfg.get('dldpp_objective') == 'elbo'):
             # proxy task (and the "TSC w/ full VAE" ablation of Table 2)
             vae_in = heat.detach() if self.train_cfg.get(
-                'detach_vae_input', True) else heat
+                'detach_vae_input', False) else heat
             out = self.pose_vae(vae_in)
             losses.update(
                 self.loss_elbo(out['recon'], target, out['mu'],
                                out['logvar']))
+            if torch.is_grad_enabled() and logits.requires_grad:
+                losses.update(self._detector_grad_norms(logits, losses))
         elif self.stage == 'dldpp':
             mu, _ = self.pose_vae.encode(heat)
             losses['loss_latent'] = self.loss_latent(mu, pl['pose_labels'])
         return losses
+
+    def _dldpp_as_duld(self) -> bool:
+        """Whether this is a last stage trained like D-ULD ("+ PP").
+
+        Raises:
+            ValueError: The pseudo-labels come from two-stage clustering,
+                which this objective does not use.
+        """
+        if self.stage != 'dldpp' or self.train_cfg.get(
+                'dldpp_objective', 'latent') != 'duld':
+            return False
+        if self.pseudo_labels.pose_labels.any():
+            raise ValueError(
+                'train_cfg.dldpp_objective="duld" trains the last stage on '
+                'K-means pseudo-labels, but the bank holds two-stage '
+                'clustering labels: set PseudoLabelHook(two_stage=())')
+        return True
+
+    @staticmethod
+    def _detector_grad_norms(logits: Tensor, losses: dict) -> dict:
+        """Norm of the gradient each loss sends into the detector output.
+
+        Logged (not optimised) so that a loss that starves another is
+        visible: ``gnorm_<loss>`` is ``||d loss / d H||`` for the detector
+        logits H of the batch.
+        """
+        out = {}
+        for name, value in losses.items():
+            if not name.startswith('loss_') or not value.requires_grad:
+                continue
+            g, = torch.autograd.grad(
+                value, logits, retain_graph=True, allow_unused=True)
+            norm = g.norm() if g is not None else logits.new_zeros(())
+            out['gnorm_' + name[len('loss_'):]] = norm.detach()
+        return out
 
     def _loss_bootstrap(self, inputs: Tensor) -> dict:
         """SiLK-style bootstrapping between an image and a warped copy."""
@@ -311,7 +453,54 @@ class ULDEstimator(BasePoseEstimator):
         res = gather_landmarks(
             idx, keypoints=kpts, scores=out['scores'], descriptors=desc)
         res['pose_labels'] = pose
+        if out.get('dense') and self.uld_centroids.numel() and \
+                out.get('desc_map') is not None:
+            res['keypoints'] = self._refine_on_similarity(
+                res['keypoints'], out['desc_map'],
+                self.uld_centroids[pose].to(out['desc_map'].dtype))
         return res
+
+    def _refine_on_similarity(self, kpts: Tensor, desc_map: Tensor,
+                              centroids: Tensor) -> Tensor:
+        """Sub-cell landmark positions from each centroid's similarity map.
+
+        Dense candidates sit at map-cell centres; the similarity of the
+        descriptor map to the landmark's centroid peaks at the landmark, so
+        a parabola fit of that map around the chosen cell refines it (as
+        :func:`refine_subpixel` does for heatmap peaks).
+
+        Args:
+            kpts (Tensor): (B, K, 2) landmarks in input pixels.
+            desc_map (Tensor): (B, D, h, w) descriptors.
+            centroids (Tensor): (B, K, D) centroid of each landmark.
+
+        Returns:
+            Tensor: (B, K, 2) refined landmarks in input pixels.
+        """
+        b, k, _ = kpts.shape
+        sim = torch.einsum('bdhw,bkd->bkhw', desc_map,
+                           torch.nan_to_num(centroids))
+        cells = (kpts + 0.5) / self.stride - 0.5
+        ref = refine_subpixel(sim.reshape(b * k, 1, *sim.shape[-2:]),
+                              cells.reshape(b * k, 1, 2).round())
+        return (ref.reshape(b, k, 2) + 0.5) * self.stride - 0.5
+
+    def dense_at_test(self) -> bool:
+        """``test_cfg.candidates``: ``'dense'`` (default) takes landmark
+        candidates the way clustering rounds do (the highest-scoring map
+        cells, see :class:`PseudoLabelHook`), ``'nms'`` the NMS peaks."""
+        mode = self.test_cfg.get('candidates', 'dense')
+        if mode not in ('dense', 'nms'):
+            raise ValueError(f"test_cfg.candidates must be 'dense' or 'nms', "
+                             f'got {mode!r}')
+        return mode == 'dense'
+
+    def min_keypoints_at_test(self) -> int:
+        """``test_cfg.min_keypoints``: ``'k'`` (default) keeps the K highest
+        peaks of every image even below ``score_thr``, so that every
+        landmark gets a keypoint to be assigned to; 0 drops them."""
+        n = self.test_cfg.get('min_keypoints', 'k')
+        return self.num_landmarks if n == 'k' else int(n)
 
     @torch.no_grad()
     def predict(self, inputs: Tensor, data_samples: SampleList) -> SampleList:
@@ -329,7 +518,9 @@ class ULDEstimator(BasePoseEstimator):
             ``pose_label`` and, when ``test_cfg.output_descriptors``, the
             ``descriptors`` of the landmarks.
         """
-        out = self.extract_keypoints(inputs)
+        out = self.extract_keypoints(
+            inputs, dense=self.dense_at_test(),
+            min_keypoints=self.min_keypoints_at_test())
         res = self.assign_landmarks(out)
         keys = ['pose_labels']
         if self.test_cfg.get('output_descriptors', True):

@@ -1,9 +1,8 @@
 # Copyright (c) mmuld contributors. All rights reserved.
 """ZeroShot landmark discovery baseline (paper Sec. 3.1)."""
 import zlib
-from typing import Dict, Optional, Sequence, Tuple, Union
+from typing import Dict, Optional, Tuple
 
-import numpy as np
 import torch
 from mmengine.logging import print_log
 from mmengine.model import BaseModel
@@ -15,81 +14,18 @@ from torch import Tensor
 
 from mmuld.clustering import KMeansResult, image_exemplars, kmeans
 from mmuld.registry import MODELS
+from ..backbones.hyperfeatures_loader import load_hyperfeatures_aggregator
+from ..utils.coords import (ArrayLike, as_float_tensor, image_to_input_coords,
+                            input_to_image_coords, roi_to_input)
 from ..utils.keypoint_ops import sample_descriptors
 from .utils import adopt_buffer_shapes, gather_landmarks, to_pred_instances
 
-ArrayLike = Union[Tensor, np.ndarray, Sequence[float]]
-
-
-def _as_float_tensor(x: ArrayLike, device=None) -> Tensor:
-    if isinstance(x, Tensor):
-        return x.to(device=device, dtype=torch.float32)
-    return torch.as_tensor(np.asarray(x, dtype=np.float32), device=device)
-
-
-def image_to_input_coords(points: ArrayLike, center: ArrayLike,
-                          scale: ArrayLike, input_size: ArrayLike) -> Tensor:
-    """Map image coordinates into the input crop of the top-down pipeline.
-
-    Inverse of mmpose's codec mapping ``x = x_in / input_size * scale +
-    center - 0.5 * scale`` (``TopdownPoseEstimator.add_pred_to_datasample``)
-    for an unrotated crop.
-
-    Args:
-        points (Tensor | ndarray): (..., 2) ``(x, y)`` in image pixels.
-        center (Tensor | ndarray): (2,) ``input_center``.
-        scale (Tensor | ndarray): (2,) ``input_scale`` (w, h).
-        input_size (Tensor | ndarray): (2,) ``input_size`` (w, h).
-
-    Returns:
-        Tensor: (..., 2) ``(x, y)`` in input pixels.
-    """
-    p = _as_float_tensor(points)
-    c = _as_float_tensor(center, p.device).reshape(-1)[:2]
-    s = _as_float_tensor(scale, p.device).reshape(-1)[:2]
-    size = _as_float_tensor(input_size, p.device).reshape(-1)[:2]
-    if (s <= 0).any():
-        raise ValueError(f'input_scale must be positive, got {s.tolist()}')
-    return (p - c + 0.5 * s) / s * size
-
-
-def input_to_image_coords(points: ArrayLike, center: ArrayLike,
-                          scale: ArrayLike, input_size: ArrayLike) -> Tensor:
-    """Map input-crop pixels back to image coordinates (mmpose's mapping).
-
-    Args:
-        points (Tensor | ndarray): (..., 2) ``(x, y)`` in input pixels.
-        center (Tensor | ndarray): (2,) ``input_center``.
-        scale (Tensor | ndarray): (2,) ``input_scale`` (w, h).
-        input_size (Tensor | ndarray): (2,) ``input_size`` (w, h).
-
-    Returns:
-        Tensor: (..., 2) ``(x, y)`` in image pixels.
-    """
-    p = _as_float_tensor(points)
-    c = _as_float_tensor(center, p.device).reshape(-1)[:2]
-    s = _as_float_tensor(scale, p.device).reshape(-1)[:2]
-    size = _as_float_tensor(input_size, p.device).reshape(-1)[:2]
-    return p / size * s + c - 0.5 * s
-
-
-def roi_to_input(bbox: ArrayLike, center: ArrayLike, scale: ArrayLike,
-                 input_size: ArrayLike) -> Tensor:
-    """Map an image-space ``x1, y1, x2, y2`` box into input pixels.
-
-    Args:
-        bbox (Tensor | ndarray): (4,) or (1, 4) box in image pixels.
-        center, scale, input_size: See :func:`image_to_input_coords`.
-
-    Returns:
-        Tensor: (4,) box in input pixels.
-    """
-    b = _as_float_tensor(bbox).reshape(-1)
-    if b.numel() != 4:
-        raise ValueError(f'a RoI needs 4 values (x1, y1, x2, y2), got '
-                         f'{b.numel()}')
-    return image_to_input_coords(b.view(2, 2), center, scale,
-                                 input_size).reshape(4)
+# the coordinate helpers live in mmuld.models.utils.coords; re-exported
+# here so existing imports keep working
+__all__ = [
+    'ZeroShotEstimator', 'image_to_input_coords', 'input_to_image_coords',
+    'roi_to_input'
+]
 
 
 @MODELS.register_module()
@@ -119,6 +55,11 @@ class ZeroShotEstimator(BasePoseEstimator):
         seed (int): Seed of the pixel sampling; the generator of each
             image is seeded with ``seed`` and the image's ``img_path`` /
             ``id``, so samples do not depend on the batch composition.
+        aggregator_ckpt (str, optional): A trained Diffusion Hyperfeatures
+            aggregation network (the public release's checkpoint) loaded
+            into the backbone's aggregator
+            (:func:`load_hyperfeatures_aggregator`). None: the aggregator
+            keeps its initialisation (or the weights of ``load_from``).
         test_cfg (dict, optional): ``output_descriptors`` (bool, default
             True): also return the landmarks' descriptors.
         data_preprocessor (dict, optional): Data preprocessor config.
@@ -131,6 +72,7 @@ class ZeroShotEstimator(BasePoseEstimator):
                  num_landmarks: int = 10,
                  samples_per_image: int = 200,
                  seed: int = 0,
+                 aggregator_ckpt: Optional[str] = None,
                  test_cfg: OptConfigType = None,
                  data_preprocessor: OptConfigType = None,
                  init_cfg: OptMultiConfig = None,
@@ -150,6 +92,14 @@ class ZeroShotEstimator(BasePoseEstimator):
         self.train_cfg = {}
         self.test_cfg = dict(test_cfg) if test_cfg else {}
         self.backbone = MODELS.build(backbone)
+        self.aggregator_ckpt = aggregator_ckpt
+        if aggregator_ckpt:
+            load_hyperfeatures_aggregator(self.backbone.aggregator,
+                                          aggregator_ckpt)
+            print_log(
+                'ZeroShotEstimator: aggregator loaded from the Diffusion '
+                f'Hyperfeatures checkpoint {aggregator_ckpt}',
+                logger='current')
         self._register_load_state_dict_pre_hook(self._load_state_dict_pre_hook)
         self.num_landmarks = int(num_landmarks)
         self.samples_per_image = int(samples_per_image)
@@ -187,7 +137,7 @@ class ZeroShotEstimator(BasePoseEstimator):
             centroids (Tensor | ndarray): (K, D) centroids, K =
                 ``num_landmarks``.
         """
-        c = _as_float_tensor(centroids)
+        c = as_float_tensor(centroids)
         if c.dim() != 2 or c.shape[0] != self.num_landmarks:
             raise ValueError(
                 f'centroids must have shape ({self.num_landmarks}, D), got '
@@ -238,7 +188,7 @@ class ZeroShotEstimator(BasePoseEstimator):
                 'input_size in the sample metainfo (PackPoseInputs meta_keys)')
         else:
             roi = roi_to_input(
-                _as_float_tensor(bboxes)[0], meta['input_center'],
+                as_float_tensor(bboxes)[0], meta['input_center'],
                 meta['input_scale'], meta['input_size'])
             if not torch.isfinite(roi).all():
                 reason = 'non-finite RoI'

@@ -244,3 +244,51 @@ def render_gaussian_heatmap(keypoints: Tensor,
     if maps.shape[1] == 0:
         return maps.new_zeros(maps.shape[0], 1, *maps.shape[2:])
     return maps.amax(dim=1, keepdim=True)
+
+
+def refine_subpixel(heatmap: Tensor, keypoints: Tensor,
+                    valid: Optional[Tensor] = None) -> Tensor:
+    """Move integer peak locations to the vertex of a parabola fit.
+
+    Along each axis the scores at the peak and its two neighbours define a
+    parabola; its vertex (clipped to +-0.5 cell) is the refined position.
+    This is the usual quadratic peak interpolation of heatmap decoders; it
+    removes most of the quantisation error of a map at stride s (about
+    ``s / sqrt(12)`` pixels per axis).
+
+    Args:
+        heatmap (Tensor): ``(B, 1, h, w)`` scores.
+        keypoints (Tensor): ``(B, N, 2)`` integer ``(x, y)`` map cells (as
+            returned by :func:`heatmap_nms`).
+        valid (Tensor, optional): ``(B, N)`` mask; invalid points are
+            returned unchanged.
+
+    Returns:
+        Tensor: ``(B, N, 2)`` refined map coordinates.
+    """
+    _check_map(heatmap, 'heatmap', channels=1)
+    B, _, h, w = heatmap.shape
+    _check_points(keypoints, B)
+    hm = heatmap.detach()[:, 0].flatten(1)
+    x = keypoints[..., 0].round().long().clamp(0, w - 1)
+    y = keypoints[..., 1].round().long().clamp(0, h - 1)
+
+    def at(xx, yy):
+        return hm.gather(1, (yy.clamp(0, h - 1) * w + xx.clamp(0, w - 1)))
+
+    c = at(x, y)
+    offsets = []
+    for lo, hi, inside in ((at(x - 1, y), at(x + 1, y), (x > 0) & (x < w - 1)),
+                           (at(x, y - 1), at(x, y + 1), (y > 0) &
+                            (y < h - 1))):
+        den = lo + hi - 2 * c
+        d = torch.where(den < 0, 0.5 * (lo - hi) / den.clamp(max=-1e-12),
+                        torch.zeros_like(c))
+        offsets.append(torch.where(inside, d.clamp(-0.5, 0.5),
+                                   torch.zeros_like(d)))
+    out = keypoints.clone().to(heatmap.dtype)
+    out[..., 0] = x.to(out.dtype) + offsets[0]
+    out[..., 1] = y.to(out.dtype) + offsets[1]
+    if valid is not None:
+        out = torch.where(valid[..., None], out, keypoints.to(out.dtype))
+    return out

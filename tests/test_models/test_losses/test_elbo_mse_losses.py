@@ -89,3 +89,37 @@ def test_heatmap_mse_loss_weights_and_mask():
     mask[..., 0, 0] = 1
     loss = HeatmapMSELoss()(logits, target, mask=mask)
     assert loss.item() == pytest.approx(0.25 / 4)
+
+
+def test_heatmap_mse_depends_on_the_target():
+    """sigmoid(log 4) = 0.8: hand values against targets 1, 0 and 0.5."""
+    logits = torch.full((1, 1, 2, 2), math.log(4.0))
+    target = torch.tensor([[[[1.0, 0.0], [0.5, 0.8]]]])
+    loss = HeatmapMSELoss()(logits, target)
+    expected = (0.2**2 + 0.8**2 + 0.3**2 + 0.0) / 4
+    assert loss.item() == pytest.approx(expected, rel=1e-5)
+    # the gradient pushes each pixel towards its own target
+    logits.requires_grad_(True)
+    HeatmapMSELoss()(logits, target).backward()
+    g = logits.grad[0, 0]
+    assert g[0, 0] < 0 and g[0, 1] > 0 and g[1, 0] > 0
+    assert g[1, 1].abs() < 1e-7
+
+
+def test_elbo_bce_depends_on_the_target():
+    """Logit log 3 (p = 0.75): BCE is -log 0.75 against 1, -log 0.25
+    against 0 and their mean against 0.5."""
+    recon = torch.full((1, 1, 1, 3), math.log(3.0))
+    target = torch.tensor([[[[1.0, 0.0, 0.5]]]])
+    mu, logvar = torch.zeros(1, 2), torch.zeros(1, 2)
+    losses = ELBOLoss()(recon, target, mu, logvar)
+    bce = (-math.log(0.75) - math.log(0.25) -
+           0.5 * (math.log(0.75) + math.log(0.25)))
+    assert losses['loss_recon'].item() == pytest.approx(bce, rel=1e-5)
+    assert losses['loss_kl'].item() == pytest.approx(0.0, abs=1e-7)
+    # the minimum over the logits is at the target
+    best = ELBOLoss()(torch.logit(target.clamp(1e-4, 1 - 1e-4)), target, mu,
+                      logvar)['loss_recon']
+    assert best.item() < losses['loss_recon'].item()
+    mean = ELBOLoss(reduction='mean')(recon, target, mu, logvar)
+    assert mean['loss_recon'].item() == pytest.approx(bce / 3, rel=1e-5)

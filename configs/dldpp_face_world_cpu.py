@@ -1,0 +1,49 @@
+# D-ULD++ on a 5-point face set with a trainable ResNet-18 (half width) in
+# place of Stable Diffusion: the CPU default of the learnability benchmark
+# (tools/analysis/learnability.py; the README's main job). The stage order,
+# losses and clustering are those of configs/dldpp_aflw.py; the schedule is
+# shortened to minutes on 2 CPU cores and the learning rates raised to match.
+_base_ = [
+    './_base_/default_runtime.py', './_base_/models/dldpp_resnet.py',
+    './_base_/datasets/face_world.py'
+]
+
+stages = [
+    dict(name='bootstrap', iters=200, lr=1e-3, frozen=['pose_vae']),
+    dict(name='duld', iters=400, lr=1e-3, frozen=['pose_vae']),
+    dict(
+        name='proxy',
+        iters=50,
+        lr=5e-4,
+        frozen=['backbone', 'descriptor_head']),
+    dict(
+        name='dldpp',
+        iters=200,
+        lr=5e-4,
+        frozen=[
+            'backbone', 'descriptor_head', 'pose_vae.decoder',
+            'pose_vae.fc_decode'
+        ]),
+]
+cluster_interval = 100
+train_cfg = dict(
+    type='IterBasedTrainLoop',
+    max_iters=sum(s['iters'] for s in stages),
+    val_interval=10**9)
+test_cfg = dict()
+optim_wrapper = dict(
+    optimizer=dict(type='Adam', lr=1e-3, betas=(0.9, 0.999)),
+    clip_grad=dict(max_norm=10.0))
+param_scheduler = []
+custom_hooks = [
+    dict(type='NaNLossHook'),
+    dict(type='ULDStageHook', stages=stages),
+    dict(
+        type='PseudoLabelHook',
+        interval=cluster_interval,
+        num_pose_clusters=4,
+        batch_size=64),
+]
+default_hooks = dict(
+    logger=dict(interval=25),
+    checkpoint=dict(interval=10**9, save_last=True))

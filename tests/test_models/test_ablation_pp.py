@@ -1,0 +1,128 @@
+# Copyright (c) mmuld contributors. All rights reserved.
+"""The "+ PP" ablation of Table 2: D-ULD plus the proxy task, without
+two-stage clustering and without the latent contrastive loss (Eq. 3)."""
+import os.path as osp
+
+import pytest
+import torch
+from mmengine.config import Config
+from mmpose.structures import PoseDataSample
+
+from mmuld.engine import PseudoLabelBank
+from mmuld.registry import MODELS
+from mmuld.utils import register_all_modules
+
+ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+ABLATION = osp.join(ROOT, 'configs', 'dldpp_aflw_ablation_pp.py')
+DEMO = osp.join(ROOT, 'configs', 'dldpp_face_samples_demo.py')
+N_IMG, SIZE, STRIDE, K = 4, 64, 4, 10
+
+
+def _hook(cfg, name):
+    return [h for h in cfg.custom_hooks if h['type'] == name][0]
+
+
+def test_ablation_config_loads_without_tsc_and_eq3():
+    register_all_modules()
+    cfg = Config.fromfile(ABLATION)
+    assert cfg.model.train_cfg.dldpp_objective == 'duld'
+    assert tuple(_hook(cfg, 'PseudoLabelHook')['two_stage']) == ()
+    stages = _hook(cfg, 'ULDStageHook')['stages']
+    assert [s['name'] for s in stages] == [
+        'bootstrap', 'duld', 'proxy', 'dldpp']
+    # D-ULD's descriptor objective trains the descriptor head; the VAE is
+    # not used in the last stage
+    assert stages[-1]['frozen'] == ['pose_vae']
+    assert cfg.train_cfg.max_iters == sum(s['iters'] for s in stages)
+    # the full D-ULD++ config keeps Eq. 3 and two-stage clustering
+    full = Config.fromfile(osp.join(ROOT, 'configs', 'dldpp_aflw.py'))
+    assert full.model.train_cfg.get('dldpp_objective', 'latent') == 'latent'
+    assert 'dldpp' in _hook(full, 'PseudoLabelHook')['two_stage']
+
+
+@pytest.fixture(scope='module')
+def model(tiny_sd_dir):
+    """The demo model with the ablation's ``train_cfg``."""
+    register_all_modules()
+    cfg = Config.fromfile(DEMO)
+    cfg.model.backbone.pretrained = tiny_sd_dir
+    cfg.model.train_cfg.update(Config.fromfile(ABLATION).model.train_cfg)
+    torch.manual_seed(0)
+    m = MODELS.build(cfg.model)
+    m.train()
+    return m
+
+
+def _bank(pose_labels):
+    g = torch.Generator().manual_seed(0)
+    cells = torch.stack([torch.randperm(144, generator=g)[:K]
+                         for _ in range(N_IMG)])
+    cells = torch.stack([cells % 12 + 2, cells // 12 + 2], -1)
+    valid = torch.ones(N_IMG, K, dtype=torch.bool)
+    labels = pose_labels[:, None] * K + torch.arange(K)[None]
+    return PseudoLabelBank(
+        keypoints=(cells.float() + 0.5) * STRIDE - 0.5,
+        valid=valid,
+        labels=labels,
+        pose_labels=pose_labels,
+        codes=torch.randn(N_IMG, 64, generator=g))
+
+
+def _batch():
+    g = torch.Generator().manual_seed(1)
+    x = torch.rand(N_IMG, 3, SIZE // 8, SIZE // 8, generator=g) * 2 - 1
+    x = torch.nn.functional.interpolate(x, size=(SIZE, SIZE),
+                                        mode='bilinear')
+    return x, [PoseDataSample(metainfo=dict(sample_idx=i))
+               for i in range(N_IMG)]
+
+
+def _losses(model, stage, bank):
+    model.set_stage(stage)
+    model.set_pseudo_labels(bank)
+    x, samples = _batch()
+    torch.manual_seed(0)  # same augmentation draws in every call
+    return model.loss(x, samples)
+
+
+def test_last_stage_trains_like_duld(model):
+    bank = _bank(torch.zeros(N_IMG, dtype=torch.long))
+    calls = []
+    hooks = [
+        model.pose_vae.register_forward_pre_hook(
+            lambda *a: calls.append('pose_vae')),
+        model.loss_latent.register_forward_pre_hook(
+            lambda *a: calls.append('loss_latent')),
+    ]
+    encode = model.pose_vae.encode
+    model.pose_vae.encode = lambda *a, **k: calls.append('encode') or \
+        encode(*a, **k)
+    try:
+        last = _losses(model, 'dldpp', bank)
+    finally:
+        del model.pose_vae.encode
+        for h in hooks:
+            h.remove()
+    assert 'loss_latent' not in last
+    assert {'loss_heatmap', 'loss_descriptor'} <= set(last)
+    assert calls == []  # neither the VAE nor Eq. 3 ran: no pose input
+    duld = _losses(model, 'duld', bank)
+    assert set(last) == set(duld)
+    for key in last:
+        torch.testing.assert_close(last[key], duld[key], rtol=0, atol=0)
+
+
+def test_pose_labels_do_not_enter_the_loss(model):
+    """Two-stage pseudo-labels are refused rather than silently used."""
+    bank = _bank(torch.tensor([0, 1, 0, 1]))
+    with pytest.raises(ValueError, match='two_stage'):
+        _losses(model, 'dldpp', bank)
+
+
+def test_unknown_objective_is_refused(tiny_sd_dir):
+    register_all_modules()
+    cfg = Config.fromfile(DEMO)
+    cfg.model.backbone.pretrained = tiny_sd_dir
+    cfg.model.train_cfg.dldpp_objective = 'pp'
+    with pytest.raises(ValueError, match="dldpp_objective='pp'"):
+        MODELS.build(cfg.model)

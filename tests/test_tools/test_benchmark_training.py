@@ -1,0 +1,48 @@
+# Copyright (c) mmuld contributors. All rights reserved.
+"""tools/analysis/benchmark_training.py runs every stage on the CPU."""
+import importlib.util
+import os.path as osp
+
+import pytest
+
+ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+TOOL = osp.join(ROOT, 'tools', 'analysis', 'benchmark_training.py')
+CONFIG = osp.join(ROOT, 'configs', 'dldpp_aflw.py')
+
+
+def _load_tool():
+    spec = importlib.util.spec_from_file_location('benchmark_training', TOOL)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_tiny_runs_every_stage(capsys):
+    tool = _load_tool()
+    tool.main([CONFIG, '--tiny', '--iters', '2', '--warmup', '0',
+               '--img-size', '32', '--device', 'cpu'])
+    out = capsys.readouterr().out
+    rows = {line.split()[0]: line.split() for line in out.splitlines()
+            if line.split()}
+    for stage in ('bootstrap', 'duld', 'proxy', 'dldpp'):
+        assert stage in rows, out
+        s_iter, img_s = float(rows[stage][1]), float(rows[stage][2])
+        assert s_iter > 0
+        assert img_s == pytest.approx(2 / s_iter, rel=0.02, abs=0.006)
+        shares = [float(v.rstrip('%')) for v in rows[stage][-5:]]
+        assert all(v >= 0 for v in shares)
+        assert sum(shares) == pytest.approx(100, abs=1.0)
+        # SD and the aggregator ran and took time in every stage
+        assert shares[0] > 0 and shares[1] > 0
+    assert 'projected wall time' in out
+    # 50k + 100k + 50k + 100k iterations of configs/dldpp_aflw.py
+    assert 'schedule: 300000 iterations' in out
+
+
+def test_bad_arguments():
+    tool = _load_tool()
+    with pytest.raises(ValueError, match='unknown stages'):
+        tool.main([CONFIG, '--tiny', '--iters', '1', '--device', 'cpu',
+                   '--stages', 'nope'])
+    with pytest.raises(ValueError, match='--amp needs a CUDA'):
+        tool.main([CONFIG, '--tiny', '--device', 'cpu', '--amp'])

@@ -1,0 +1,427 @@
+# Copyright (c) mmuld contributors. All rights reserved.
+"""Benchmark the training iterations of a D-ULD / D-ULD++ config.
+
+Builds the model of CONFIG with either the SD-1.5 architecture with random
+weights built in code (``--sd15-random``; random weights take the time of
+trained ones, nothing is downloaded) or the tiny test SD model with the
+narrow heads of the demo config (``--tiny``, the default on the CPU), and
+runs ``--iters`` timed training iterations (after ``--warmup`` untimed ones)
+of every stage listed by the config's ``ULDStageHook`` (stage switch,
+freezing and lr as the hook does). The stages after bootstrapping get random
+valid pseudo-labels of the right shape (a :class:`PseudoLabelBank` handed to
+``model.set_pseudo_labels``). Inputs are synthetic random images (the data
+pipeline is not timed).
+
+Per stage it prints seconds per iteration, images per second (images of
+the batch; bootstrapping feeds twice as many through the network), peak
+memory (CUDA ``max_memory_allocated``; on the CPU the process max RSS) and
+the share of the iteration spent in the frozen SD extractor, the
+aggregator (forward + backward), the heads and losses (forward +
+backward), the optimizer step and the rest. The split synchronises the
+device at each boundary (``torch.cuda.synchronize`` + ``perf_counter``;
+the backward boundary is a gradient hook on the aggregator output). It
+ends with the projected wall time of the config's full schedule.
+
+Examples::
+
+    python tools/analysis/benchmark_training.py configs/dldpp_aflw.py \
+        --tiny --iters 2
+    python tools/analysis/benchmark_training.py configs/dldpp_aflw.py \
+        --sd15-random --device cuda --amp --iters 5
+    # the straightforward computations, for comparison
+    python tools/analysis/benchmark_training.py configs/dldpp_aflw.py \
+        --sd15-random --device cuda --naive
+"""
+import argparse
+import resource
+import tempfile
+import time
+from collections import defaultdict
+from typing import Dict, List, Optional
+
+import torch
+from mmengine.config import Config, DictAction
+from mmengine.optim import build_optim_wrapper
+from mmpose.structures import PoseDataSample
+
+from mmuld.models.backbones import random_sd15_components
+from mmuld.registry import MODELS
+from mmuld.testing import build_tiny_sd
+from mmuld.utils import register_all_modules
+
+try:  # the bank moves to mmuld.clustering (issue 12)
+    from mmuld.clustering import PseudoLabelBank
+except ImportError:  # pragma: no cover
+    from mmuld.engine.pseudo_label_bank import PseudoLabelBank
+
+PARTS = ('sd', 'aggregator', 'heads_losses', 'optimizer', 'other')
+
+
+def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        description='Benchmark the training stages of a config')
+    parser.add_argument('config', help='config file (D-ULD / D-ULD++)')
+    kind = parser.add_mutually_exclusive_group()
+    kind.add_argument('--sd15-random', action='store_true',
+                      help='SD-1.5 architecture with random weights')
+    kind.add_argument('--tiny', action='store_true',
+                      help='tiny test SD model (default on the CPU)')
+    parser.add_argument('--device',
+                        default='cuda' if torch.cuda.is_available() else
+                        'cpu')
+    parser.add_argument('--iters', type=int, default=5,
+                        help='timed iterations per stage')
+    parser.add_argument('--warmup', type=int, default=1,
+                        help='untimed iterations per stage')
+    parser.add_argument('--batch-size', type=int, default=None,
+                        help='default: the config\'s train batch size '
+                        '(2 with --tiny)')
+    parser.add_argument('--img-size', type=int, default=None,
+                        help='default: the config\'s input_size (64 with '
+                        '--tiny)')
+    parser.add_argument('--stages', nargs='+', default=None,
+                        help='only these stages (names)')
+    parser.add_argument('--amp', action='store_true',
+                        help='bf16 autocast of the trainable parts '
+                        '(AmpOptimWrapper, CUDA only)')
+    parser.add_argument('--naive', action='store_true',
+                        help='the straightforward computations: aggregator '
+                        '(resize, then bottleneck) and bootstrapping loss '
+                        '(full similarity matrices)')
+    cp = parser.add_mutually_exclusive_group()
+    cp.add_argument('--with-cp', action='store_true',
+                    help='activation checkpointing in the aggregator')
+    cp.add_argument('--no-cp', action='store_true',
+                    help='no activation checkpointing (default: the '
+                    'config\'s agg_cfg)')
+    parser.add_argument('--sd-input-size', type=int, default=None,
+                        help='override the backbone\'s sd_input_size '
+                        '(0: none)')
+    parser.add_argument('--flops', action='store_true',
+                        help='also count FLOPs of one iteration per stage')
+    parser.add_argument('--profile', action='store_true',
+                        help='also print the top operators of one '
+                        'iteration per stage (torch.profiler)')
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
+                        help='override config settings')
+    return parser.parse_args(argv)
+
+
+class PartTimer:
+    """Accumulates wall time per part, synchronising the device."""
+
+    def __init__(self, device: torch.device) -> None:
+        self.device = device
+        self.totals: Dict[str, float] = defaultdict(float)
+        self.marks: Dict[str, float] = {}
+
+    def now(self) -> float:
+        if self.device.type == 'cuda':
+            torch.cuda.synchronize(self.device)
+        return time.perf_counter()
+
+    def add(self, part: str, seconds: float) -> None:
+        self.totals[part] += seconds
+
+
+def instrument(model, timer: PartTimer) -> None:
+    """Wrap the SD extractor and the aggregator of ``model`` with timers.
+
+    Sets ``timer.marks['agg_grad']`` when the gradient reaches the
+    aggregator output in the backward pass.
+    """
+    backbone = model.backbone
+    extract = backbone.extract_features
+    aggregator = backbone.aggregator
+    agg_forward = aggregator.forward
+
+    def timed_extract(x):
+        t0 = timer.now()
+        out = extract(x)
+        timer.add('sd', timer.now() - t0)
+        return out
+
+    def timed_aggregate(feats, out_size):
+        t0 = timer.now()
+        out = agg_forward(feats, out_size)
+        timer.add('agg_fwd', timer.now() - t0)
+        if out.requires_grad:
+
+            def hook(grad):
+                timer.marks['agg_grad'] = timer.now()
+                return grad
+
+            out.register_hook(hook)
+        return out
+
+    backbone.extract_features = timed_extract
+    aggregator.forward = timed_aggregate
+
+
+def apply_stage(model, optim_wrapper, stage: dict) -> None:
+    """Switch ``model`` to ``stage`` as ``ULDStageHook`` does: set the
+    stage, freeze the parameters under the stage's ``frozen`` names (the
+    frozen SD weights stay frozen), set the learning rate."""
+    model.set_stage(stage['name'])
+    frozen = tuple(stage.get('frozen', ()))
+    for name, param in model.named_parameters():
+        if name.startswith('backbone.') and not param.requires_grad \
+                and not name.startswith('backbone.aggregator'):
+            continue
+        param.requires_grad_(not any(
+            name == f or name.startswith(f + '.') for f in frozen))
+    if 'lr' in stage:
+        for group in optim_wrapper.param_groups:
+            group['lr'] = stage['lr']
+
+
+def random_bank(model, num_images: int, img_size: int, num_pose: int,
+                two_stage: bool, generator: torch.Generator):
+    """Random valid pseudo-labels of ``num_images`` images."""
+    k = model.num_landmarks
+    kpts = torch.rand(num_images, k, 2, generator=generator) * (
+        img_size - 1)
+    valid = torch.ones(num_images, k, dtype=torch.bool)
+    valid[:, -1] = torch.rand(num_images, generator=generator) > 0.3
+    pose = torch.randint(0, num_pose, (num_images, ), generator=generator)
+    if two_stage:
+        labels = pose[:, None] * k + torch.arange(k)[None]
+    else:
+        labels = torch.arange(k).expand(num_images, k).clone()
+        pose = torch.zeros_like(pose)
+    labels = torch.where(valid, labels, torch.full_like(labels, -1))
+    dz = getattr(getattr(model, 'pose_vae', None), 'latent_dim', 8)
+    return PseudoLabelBank(
+        keypoints=kpts,
+        valid=valid,
+        labels=labels,
+        pose_labels=pose,
+        codes=torch.randn(num_images, int(dz), generator=generator))
+
+
+def find_hooks(cfg: Config) -> Dict[str, dict]:
+    hooks = {}
+    for h in cfg.get('custom_hooks', []) or []:
+        hooks[h.get('type')] = h
+    return hooks
+
+
+def build(args, device: torch.device):
+    """Config, model, optimizer wrapper, batch size and input size."""
+    cfg = Config.fromfile(args.config)
+    if args.cfg_options:
+        cfg.merge_from_dict(args.cfg_options)
+    tiny = args.tiny or (device.type == 'cpu' and not args.sd15_random)
+    bb = cfg.model.backbone
+    tmp = None
+    if tiny:
+        tmp = tempfile.TemporaryDirectory()
+        bb.pretrained = build_tiny_sd(tmp.name)
+        # the small widths of the tiny demo config
+        bb.agg_channels = 32
+        cfg.model.detector_head.update(in_channels=32, feat_channels=32)
+        cfg.model.descriptor_head.update(
+            in_channels=32, feat_channels=32, desc_dim=32)
+        if cfg.model.get('pose_vae') is not None:
+            cfg.model.pose_vae.update(base_channels=8, num_stages=2)
+    else:
+        bb.pretrained = random_sd15_components(device)
+    agg_cfg = dict(bb.get('agg_cfg') or {})
+    if args.naive:
+        agg_cfg['fast'] = False
+        cfg.model.loss_bootstrap = dict(
+            cfg.model.get('loss_bootstrap', dict(type='BootstrapLoss')),
+            memory_efficient=False)
+    if args.with_cp or args.no_cp:
+        agg_cfg['with_cp'] = bool(args.with_cp)
+    bb.agg_cfg = agg_cfg
+    if args.sd_input_size is not None:
+        bb.sd_input_size = args.sd_input_size or None
+    if tiny and bb.get('sd_input_size') is not None:
+        bb.sd_input_size = None  # the tiny model is not SD-1.5
+    stride = int(bb.get('out_stride', 8))
+    if args.img_size:
+        img = args.img_size
+    elif tiny:
+        img = 64
+    else:
+        img = int(cfg.get('input_size', (256, 256))[0])
+    if cfg.model.get('pose_vae') is not None:
+        cfg.model.pose_vae.heatmap_size = (img // stride, img // stride)
+    bsz = args.batch_size or (2 if tiny else int(
+        cfg.train_dataloader.batch_size))
+    model = MODELS.build(cfg.model).to(device)
+    model.train()
+    ow_cfg = cfg.optim_wrapper.copy()
+    if args.amp:
+        if device.type != 'cuda':
+            raise ValueError('--amp needs a CUDA device')
+        ow_cfg.type = 'AmpOptimWrapper'
+        ow_cfg.dtype = 'bfloat16'
+    optim_wrapper = build_optim_wrapper(model, ow_cfg)
+    return cfg, model, optim_wrapper, bsz, img, tiny, tmp
+
+
+def run_iteration(model, optim_wrapper, inputs, samples,
+                  timer: PartTimer) -> None:
+    timer.marks.clear()
+    t0 = timer.now()
+    with optim_wrapper.optim_context(model):
+        losses = model.loss(inputs, samples)
+    loss, _ = model.parse_losses(losses)
+    t1 = timer.now()
+    optim_wrapper.backward(loss)
+    t2 = timer.now()
+    optim_wrapper.step()
+    optim_wrapper.zero_grad()
+    t3 = timer.now()
+    agg_grad = timer.marks.get('agg_grad', t2)
+    timer.add('forward', t1 - t0)
+    timer.add('backward_heads', agg_grad - t1)
+    timer.add('agg_bwd', t2 - agg_grad)
+    timer.add('optimizer', t3 - t2)
+    timer.add('total', t3 - t0)
+
+
+def profile_iteration(model, optim_wrapper, inputs, samples,
+                      timer: PartTimer, rows: int = 10) -> None:
+    """Print the operators that take most device (or CPU) time in one
+    iteration."""
+    from torch.profiler import ProfilerActivity, profile
+    acts = [ProfilerActivity.CPU]
+    cuda = timer.device.type == 'cuda'
+    if cuda:
+        acts.append(ProfilerActivity.CUDA)
+    with profile(activities=acts) as prof:
+        run_iteration(model, optim_wrapper, inputs, samples, timer)
+        timer.now()
+
+    def self_time(evt) -> float:
+        if not cuda:
+            return evt.self_cpu_time_total
+        return getattr(evt, 'self_device_time_total',
+                       getattr(evt, 'self_cuda_time_total', 0.))
+
+    events = sorted(prof.key_averages(), key=self_time, reverse=True)
+    total = sum(self_time(e) for e in events) or 1.
+    for evt in events[:rows]:
+        ms = self_time(evt) / 1e3
+        share = 100 * self_time(evt) / total
+        print(f'    {ms:8.2f} ms {share:5.1f}%  {evt.key[:70]}')
+
+
+def summarise(totals: Dict[str, float], iters: int) -> Dict[str, float]:
+    per = {k: v / iters for k, v in totals.items()}
+    out = dict(
+        sd=per.get('sd', 0.),
+        aggregator=per.get('agg_fwd', 0.) + per.get('agg_bwd', 0.),
+        heads_losses=per.get('forward', 0.) - per.get('sd', 0.) -
+        per.get('agg_fwd', 0.) + per.get('backward_heads', 0.),
+        optimizer=per.get('optimizer', 0.),
+        total=per.get('total', 0.))
+    out['other'] = max(
+        out['total'] - sum(out[p] for p in PARTS if p != 'other'), 0.)
+    return out
+
+
+def main(argv: Optional[List[str]] = None) -> None:
+    args = parse_args(argv)
+    if args.iters < 1:
+        raise ValueError(f'--iters must be >= 1, got {args.iters}')
+    register_all_modules(init_default_scope=True)
+    device = torch.device(args.device)
+    cfg, model, optim_wrapper, bsz, img, tiny, _tmp = build(args, device)
+    hooks = find_hooks(cfg)
+    if 'ULDStageHook' not in hooks:
+        raise ValueError(f'{args.config} has no ULDStageHook in '
+                         '`custom_hooks`: nothing to benchmark')
+    stages = [dict(s) for s in hooks['ULDStageHook']['stages']]
+    if args.stages:
+        unknown = set(args.stages) - {s['name'] for s in stages}
+        if unknown:
+            raise ValueError(f'unknown stages {sorted(unknown)}; the config '
+                             f'has {[s["name"] for s in stages]}')
+    pl_hook = hooks.get('PseudoLabelHook', {})
+    two_stage = set(pl_hook.get('two_stage', ()))
+    num_pose = int(pl_hook.get('num_pose_clusters', 1) or 1)
+    bb = model.backbone
+    name = (f' ({torch.cuda.get_device_name(device)})'
+            if device.type == 'cuda' else '')
+    loss_mode = 'memory-light' if getattr(
+        model.loss_bootstrap, 'memory_efficient', False) else 'naive'
+    print(f'config: {args.config}')
+    print(f'model: {"tiny" if tiny else "SD-1.5 (random weights)"}, '
+          f'device: {device}{name}, batch: {bsz}, img: {img}, '
+          f'sd_input_size: {bb.sd_input_size}, out_stride: {bb.out_stride}, '
+          f'timesteps: {len(bb.timesteps)}, layers: {len(bb.layers)}, '
+          f'aggregator: {"fast" if bb.aggregator.fast else "naive"}'
+          f'{" + checkpointing" if bb.aggregator.with_cp else ""}, '
+          f'bootstrap loss: {loss_mode}, '
+          f'amp: {"bf16" if args.amp else "off"}')
+    gen = torch.Generator().manual_seed(0)
+    inputs = (torch.rand(bsz, 3, img, img, generator=gen) * 2 - 1).to(device)
+    samples = []
+    for i in range(bsz):
+        ds = PoseDataSample()
+        ds.set_metainfo(dict(sample_idx=i, input_size=(img, img)))
+        samples.append(ds)
+    timer = PartTimer(device)
+    instrument(model, timer)
+    header = (f'{"stage":10s} {"s/iter":>8s} {"img/s":>8s} {"peak":>10s} '
+              + ' '.join(f'{p:>12s}' for p in PARTS))
+    print(header)
+    total_time = 0.
+    total_iters = 0
+    rows = []
+    for stage in stages:
+        if args.stages and stage['name'] not in args.stages:
+            continue
+        apply_stage(model, optim_wrapper, stage)
+        if stage['name'] != 'bootstrap':
+            model.set_pseudo_labels(
+                random_bank(model, bsz, img, num_pose, stage['name']
+                            in two_stage, gen))
+        for _ in range(args.warmup):
+            run_iteration(model, optim_wrapper, inputs, samples, timer)
+        flops = None
+        if args.flops:
+            from torch.utils.flop_counter import FlopCounterMode
+            with FlopCounterMode(display=False) as counter:
+                run_iteration(model, optim_wrapper, inputs, samples, timer)
+            flops = counter.get_total_flops()
+        if device.type == 'cuda':
+            torch.cuda.synchronize(device)
+            torch.cuda.reset_peak_memory_stats(device)
+        timer.totals.clear()
+        for _ in range(args.iters):
+            run_iteration(model, optim_wrapper, inputs, samples, timer)
+        if device.type == 'cuda':
+            peak = torch.cuda.max_memory_allocated(device) / 1e9
+            peak_s = f'{peak:7.2f} GB'
+        else:
+            peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6
+            peak_s = f'{peak:5.2f} GB*'
+        summ = summarise(timer.totals, args.iters)
+        t = summ['total']
+        shares = ' '.join(
+            f'{100 * summ[p] / max(t, 1e-12):11.1f}%' for p in PARTS)
+        print(f'{stage["name"]:10s} {t:8.3f} {bsz / t:8.2f} {peak_s:>10s} '
+              f'{shares}' + (f'  {flops / 1e12:.2f} TFLOP/iter'
+                             if flops is not None else ''))
+        if args.profile:
+            profile_iteration(model, optim_wrapper, inputs, samples, timer)
+        iters = int(stage['iters'])
+        total_time += iters * t
+        total_iters += iters
+        rows.append((stage['name'], t, peak))
+    if device.type != 'cuda':
+        print('* peak on the CPU: process max RSS')
+    if total_iters:
+        print(f'schedule: {total_iters} iterations, average '
+              f'{total_time / total_iters:.3f} s/iter, projected wall time '
+              f'{total_time / 3600:.2f} h (stages run: '
+              f'{", ".join(r[0] for r in rows)})')
+
+
+if __name__ == '__main__':
+    main()

@@ -1,0 +1,269 @@
+# Copyright (c) mmuld contributors. All rights reserved.
+"""Does the method discover landmarks? Train, evaluate, compare.
+
+One command trains D-ULD++ (its stage-2 checkpoint is D-ULD), runs
+ZeroShot on the bootstrapped backbone, evaluates all three on a 5-point
+COCO face set, and compares them with two baselines that discover
+nothing: the mean training face put on every crop (forward NME) and K
+random points per crop (forward and backward NME).
+
+    .venv/bin/python tools/analysis/learnability.py \\
+        --data-root data/face_world --train-ann annotations/train.json \\
+        --test-ann annotations/test.json --work-dir work_dirs/learnability
+
+Writes ``WORK_DIR/learnability.json``, ``learnability.md`` (the table) and
+``landmarks_grid.png`` (test crops, one colour per landmark id; rows: GT,
+each method). Any 5-point face json (left eye, right eye, nose, left and
+right mouth corner) with whole-image or given boxes works.
+"""
+import argparse
+import copy
+import json
+import os
+import os.path as osp
+import sys
+import time
+
+import numpy as np
+from mmengine.config import Config, DictAction
+from mmengine.runner import Runner
+
+ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+if ROOT not in sys.path:
+    sys.path.insert(0, ROOT)
+
+from mmuld.evaluation import learnability as L  # noqa: E402
+from mmuld.utils import register_all_modules  # noqa: E402
+
+METHODS = ('zeroshot', 'duld', 'dldpp')
+NAMES = dict(zeroshot='ZeroShot', duld='D-ULD', dldpp='D-ULD++')
+LANDMARKS = ('left eye', 'right eye', 'nose', 'left mouth', 'right mouth')
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
+    p.add_argument('--data-root', required=True, help='image root')
+    p.add_argument('--train-ann', required=True,
+                   help='training json (relative to --data-root or absolute)')
+    p.add_argument('--test-ann', required=True, help='test json')
+    p.add_argument('--work-dir', required=True, help='output folder')
+    p.add_argument('--methods', nargs='+', default=list(METHODS),
+                   choices=METHODS)
+    p.add_argument('--config', default=osp.join(
+        ROOT, 'configs/dldpp_face_world_cpu.py'),
+        help='D-ULD++ config (D-ULD is its stage-2 checkpoint)')
+    p.add_argument('--zeroshot-config', default=osp.join(
+        ROOT, 'configs/zeroshot_face_world_cpu.py'))
+    p.add_argument('--cfg-options', nargs='+', action=DictAction,
+                   default={}, help='overrides of --config (and of the '
+                   'ZeroShot config where the key exists there)')
+    p.add_argument('--stage-iters', type=int, nargs=4, default=None,
+                   metavar=('BOOT', 'DULD', 'PROXY', 'DLDPP'),
+                   help='iterations of the four stages (default: config)')
+    p.add_argument('--cluster-interval', type=int, default=None,
+                   help='iterations between clustering rounds')
+    p.add_argument('--num-grid', type=int, default=8,
+                   help='test images in the picture grid')
+    return p.parse_args(argv)
+
+
+def _abs(root, path):
+    return path if osp.isabs(path) else osp.join(root, path)
+
+
+def _set_data(cfg: Config, args) -> None:
+    """Point every split of a config at the given data."""
+    def fix(ds, ann, split):
+        ds['data_root'] = args.data_root
+        ds['ann_file'] = ann
+        ds['uld_split'] = split
+
+    if cfg.get('train_dataloader'):
+        fix(cfg.train_dataloader.dataset, args.train_ann, 'train')
+    for hook in cfg.get('custom_hooks', []):
+        if hook.get('fit_dataloader'):
+            fix(hook['fit_dataloader']['dataset'], args.train_ann, 'train')
+    tr, te = cfg.test_dataloader.dataset.datasets
+    fix(tr, args.train_ann, 'train')
+    fix(te, args.test_ann, 'test')
+
+
+def _options_for(cfg: Config, options: dict) -> dict:
+    """The overrides whose top-level key is set in ``cfg`` (e.g. ZeroShot
+    has no ``train_dataloader``) and whose path exists there."""
+    out = {}
+    for key, value in options.items():
+        node = cfg
+        for part in key.split('.')[:-1]:
+            node = node.get(part) if isinstance(node, dict) else None
+            if node is None:
+                break
+        if isinstance(node, dict):
+            out[key] = value
+    return out
+
+
+def _own_visualizer(cfg: Config, tag: str) -> None:
+    """mmengine reuses a visualizer of the same name created earlier in the
+    process (with its save_dir): give each runner its own."""
+    if cfg.get('visualizer'):
+        cfg.visualizer.name = f'visualizer_{tag}_{time.time_ns()}'
+
+
+def _evaluate(cfg: Config, checkpoint, work_dir: str) -> dict:
+    cfg = copy.deepcopy(cfg)
+    cfg.work_dir = work_dir
+    _own_visualizer(cfg, osp.basename(work_dir))
+    cfg.load_from = checkpoint
+    cfg.resume = False
+    for ev in cfg.test_evaluator:
+        if ev['type'] == 'LandmarkDumpMetric':
+            ev['out_file'] = osp.join(work_dir, 'landmarks.json')
+    runner = Runner.from_cfg(cfg)
+    metrics = runner.test()
+    return dict(metrics={k: float(v) for k, v in metrics.items()
+                         if isinstance(v, (int, float))},
+                landmarks=osp.join(work_dir, 'landmarks.json'))
+
+
+def main(argv=None) -> dict:
+    args = parse_args(argv)
+    register_all_modules()
+    work = osp.abspath(args.work_dir)
+    os.makedirs(work, exist_ok=True)
+    t0 = time.time()
+    cfg = Config.fromfile(args.config)
+    _set_data(cfg, args)
+    cfg.merge_from_dict(args.cfg_options)
+    _set_schedule(cfg, args.stage_iters, args.cluster_interval)
+    stride = float(cfg.model.backbone.out_stride)
+    train_dir = osp.join(work, 'dldpp_train')
+    runs = {}
+    timings = {}
+
+    ckpts = {}
+    if set(args.methods) & {'duld', 'dldpp', 'zeroshot'}:
+        tcfg = copy.deepcopy(cfg)
+        tcfg.work_dir = train_dir
+        _own_visualizer(tcfg, 'train')
+        names = [s['name'] for s in next(
+            h for h in tcfg.custom_hooks
+            if h['type'] == 'ULDStageHook')['stages']]
+        want = {'zeroshot': 'bootstrap', 'duld': 'duld', 'dldpp': 'dldpp'}
+        needed = [want[m] for m in args.methods]
+        last = max(names.index(n) for n in needed)
+        if last + 1 < len(names):
+            _truncate_stages(tcfg, last + 1)
+        for i, n in enumerate(names[:last + 1]):
+            ckpts[n] = osp.join(train_dir, f'stage{i + 1}_{n}.pth')
+        if not all(osp.isfile(p) for p in ckpts.values()):
+            runner = Runner.from_cfg(tcfg)
+            runner.train()
+            del runner
+        timings['training_s'] = time.time() - t0
+
+    for method in ('dldpp', 'duld'):
+        if method in args.methods:
+            t = time.time()
+            runs[method] = _evaluate(cfg, ckpts[method],
+                                     osp.join(work, f'eval_{method}'))
+            timings[f'eval_{method}_s'] = time.time() - t
+    if 'zeroshot' in args.methods:
+        t = time.time()
+        zcfg = Config.fromfile(args.zeroshot_config)
+        _set_data(zcfg, args)
+        zcfg.merge_from_dict(_options_for(zcfg, args.cfg_options))
+        runs['zeroshot'] = _evaluate(zcfg, ckpts.get('bootstrap'),
+                                     osp.join(work, 'eval_zeroshot'))
+        timings['eval_zeroshot_s'] = time.time() - t
+
+    # ---------------- scoring: one code path for all rows -------------- #
+    gt = {}
+    for ann in (args.train_ann, args.test_ann):
+        gt.update(L.load_gt(_abs(args.data_root, ann), args.data_root))
+    results, grid_rows, arrays = {}, {}, {}
+    k = int(cfg.model.num_landmarks)
+    band_of = None
+    for method in METHODS:
+        if method not in runs:
+            continue
+        entries = L.load_landmarks(runs[method]['landmarks'])
+        tr = L.split_arrays(entries, gt, 'train')
+        te = L.split_arrays(entries, gt, 'test')
+        sizes = np.array([e.get('input_size') or [np.nan, np.nan]
+                          for e in entries if e['uld_split'] == 'test'],
+                         dtype=np.float64)
+        band = 2 * stride * (te['crop'][:, 2] - te['crop'][:, 0]) / \
+            sizes[:, 0]
+        band_of = (tr, te, band)
+        results[NAMES[method]] = dict(
+            L.score(tr, te, band), runner_metrics=runs[method]['metrics'])
+        arrays[method] = te
+    if band_of is None:
+        raise RuntimeError('no method was evaluated')
+    tr, te, band = band_of
+    results['mean shape (baseline)'] = dict(
+        forward=L.mean_shape_baseline(tr, te), backward=None,
+        per_landmark_accuracy=None, border_fraction=None)
+    results['random points (baseline)'] = L.random_points_baseline(
+        tr, te, k, band)
+    grid_rows['ground truth'] = dict(te, pred=te['gt'],
+                                     valid=np.ones(te['gt'].shape[:2], bool))
+    for method in METHODS:
+        if method in arrays:
+            grid_rows[NAMES[method]] = arrays[method]
+    grid = L.landmarks_grid(grid_rows, osp.join(work, 'landmarks_grid.png'),
+                            num_images=args.num_grid)
+    timings['total_s'] = time.time() - t0
+
+    table = L.markdown_table(results, LANDMARKS)
+    verdict = L.verdict(results)
+    summary = dict(
+        data_root=args.data_root, train_ann=args.train_ann,
+        test_ann=args.test_ann, config=args.config,
+        cfg_options=args.cfg_options, num_landmarks=k,
+        results=results, timings_s=timings, verdict=verdict,
+        picture=grid)
+    with open(osp.join(work, 'learnability.json'), 'w') as f:
+        json.dump(summary, f, indent=1, default=str)
+    with open(osp.join(work, 'learnability.md'), 'w') as f:
+        f.write(f'# Learnability on {args.data_root}\n\n{table}\n')
+        if verdict:
+            f.write(f'{verdict}\n')
+        f.write(f'\nPicture: {grid}\nWall time: {timings["total_s"]:.0f} s\n')
+    print('\n' + table)
+    if verdict:
+        print(verdict)
+    print(f'picture grid: {grid}')
+    print(f'table: {osp.join(work, "learnability.md")}, '
+          f'figures: {osp.join(work, "learnability.json")}')
+    print(f'wall time: {timings["total_s"]:.0f} s')
+    return summary
+
+
+def _set_schedule(cfg: Config, iters, interval) -> None:
+    for h in cfg.custom_hooks:
+        if h['type'] == 'ULDStageHook' and iters:
+            if len(h['stages']) != len(iters):
+                raise ValueError(f'--stage-iters gives {len(iters)} values '
+                                 f'for {len(h["stages"])} stages')
+            for s, n in zip(h['stages'], iters):
+                if n < 1:
+                    raise ValueError(f'--stage-iters: stage {s["name"]} '
+                                     f'needs >= 1 iteration, got {n}')
+                s['iters'] = n
+            cfg.train_cfg.max_iters = sum(iters)
+        if h['type'] == 'PseudoLabelHook' and interval:
+            h['interval'] = interval
+
+
+def _truncate_stages(cfg: Config, n: int) -> None:
+    """Keep the first ``n`` stages (e.g. only ZeroShot was asked for)."""
+    for h in cfg.custom_hooks:
+        if h['type'] == 'ULDStageHook':
+            h['stages'] = h['stages'][:n]
+            cfg.train_cfg.max_iters = sum(s['iters'] for s in h['stages'])
+
+
+if __name__ == '__main__':
+    main()
