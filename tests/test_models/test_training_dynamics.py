@@ -159,3 +159,26 @@ def test_keypoint_selection_defaults():
     cells = ((out['keypoints'][0][out['valid'][0]] + 0.5) / 4 - 0.5)
     found = sorted(map(tuple, cells.round().tolist()))
     assert found == [(4.0, 10.0), (5.0, 5.0)]
+
+
+def test_dense_landmarks_are_decoded_on_the_similarity_map():
+    """Soft-argmax of the centroid similarity: a landmark whose part covers
+    several cells lands on the part's centre, not on one of its cells."""
+    model, _ = _model()
+    desc = torch.zeros(1, 32, 16, 16)
+    desc[0, 1] = 1.0  # background
+    # a part of 3x2 cells (x 4..6, y 7..8) and one stray similar cell
+    desc[0, :, 7:9, 4:7] = 0.0
+    desc[0, 0, 7:9, 4:7] = 1.0
+    centroids = torch.zeros(1, 1, 32)
+    centroids[0, 0, 0] = 1.0
+    kpts = torch.tensor([[[4 * 4 + 1.5, 7 * 4 + 1.5]]])  # exemplar: a corner
+    out = model._refine_on_similarity(kpts, desc, centroids)
+    # centre of the part: cells x = 5, y = 7.5 -> input pixels
+    torch.testing.assert_close(out, torch.tensor([[[5 * 4 + 1.5,
+                                                    7.5 * 4 + 1.5]]]),
+                               atol=1e-3, rtol=0)
+    model.test_cfg['softargmax_temperature'] = 0
+    out = model._refine_on_similarity(kpts, desc, centroids)
+    # parabola on a plateau: stays on the exemplar cell's row/column
+    assert (out - kpts).abs().max() <= 0.5 * 4 + 1e-6

@@ -85,7 +85,9 @@ class ULDEstimator(BasePoseEstimator):
             ``candidates`` at test time (``'dense'``, default, as the
             clustering rounds, or ``'nms'``), ``dense_max_keypoints`` and
             ``min_keypoints`` (NMS peaks kept per image even below
-            ``score_thr``; ``'k'``, default, means K).
+            ``score_thr``; ``'k'``, default, means K) and
+            ``softargmax_temperature`` (landmark decoding of dense
+            candidates, see :meth:`_refine_on_similarity`).
         data_preprocessor (dict, optional): Data preprocessor config.
         init_cfg (dict, optional): Initialisation config.
         metainfo (dict, optional): Dataset meta information.
@@ -462,12 +464,17 @@ class ULDEstimator(BasePoseEstimator):
 
     def _refine_on_similarity(self, kpts: Tensor, desc_map: Tensor,
                               centroids: Tensor) -> Tensor:
-        """Sub-cell landmark positions from each centroid's similarity map.
+        """Landmark positions from each centroid's similarity map.
 
-        Dense candidates sit at map-cell centres; the similarity of the
-        descriptor map to the landmark's centroid peaks at the landmark, so
-        a parabola fit of that map around the chosen cell refines it (as
-        :func:`refine_subpixel` does for heatmap peaks).
+        Dense candidates sit at map-cell centres, and the exemplar cell is
+        only the cell nearest the centroid: where self-training has made the
+        descriptors of a whole part alike, that cell jumps around inside the
+        part from image to image. With ``test_cfg.softargmax_temperature``
+        (default 0.02) the landmark is the soft-argmax of the cosine
+        similarity to its centroid (``softmax(sim / T)``-weighted mean of the
+        cell centres), a stable point of the part; with 0 / None a parabola
+        fit around the exemplar cell refines it (as :func:`refine_subpixel`
+        does for heatmap peaks). docs/methods.md has the measurements.
 
         Args:
             kpts (Tensor): (B, K, 2) landmarks in input pixels.
@@ -480,6 +487,16 @@ class ULDEstimator(BasePoseEstimator):
         b, k, _ = kpts.shape
         sim = torch.einsum('bdhw,bkd->bkhw', desc_map,
                            torch.nan_to_num(centroids))
+        tau = self.test_cfg.get('softargmax_temperature', 0.02)
+        if tau:
+            h, w = sim.shape[-2:]
+            prob = (sim.flatten(2) / tau).softmax(-1)
+            ys, xs = torch.meshgrid(
+                torch.arange(h, dtype=sim.dtype, device=sim.device),
+                torch.arange(w, dtype=sim.dtype, device=sim.device),
+                indexing='ij')
+            grid = torch.stack([xs.flatten(), ys.flatten()], -1)
+            return (prob @ grid + 0.5) * self.stride - 0.5
         cells = (kpts + 0.5) / self.stride - 0.5
         ref = refine_subpixel(sim.reshape(b * k, 1, *sim.shape[-2:]),
                               cells.reshape(b * k, 1, 2).round())
