@@ -3,7 +3,7 @@ from .flip_pairs import (flip_distance_matrix, flip_pairs_from_indices,
                          match_flip_pairs)
 from .inference import (dataset_leaves, get_test_pipeline_cfg, init_model,
                         load_config)
-from .landmark_io import clean_landmarks, to_bgr_uint8
+from mmuld.utils.landmark_io import clean_landmarks, to_bgr_uint8
 from .pseudo_label_export import (check_dataset_name, collect_samples,
                                   export_pseudo_labels, keypoint_names,
                                   make_dataset_info, write_dataset_info)

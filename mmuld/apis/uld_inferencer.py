@@ -25,7 +25,7 @@ from mmuld.rois import (AnnotationRoIProvider, BaseRoIProvider,
                         FallbackRoIProvider, MMDetRoIProvider,
                         WholeImageRoIProvider, build_roi_provider)
 from .inference import get_test_pipeline_cfg, init_model, load_config
-from .landmark_io import clean_landmarks, to_bgr_uint8
+from mmuld.utils.landmark_io import clean_landmarks, to_bgr_uint8
 
 IMG_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.ppm', '.bmp', '.pgm', '.tif',
                   '.tiff', '.webp')

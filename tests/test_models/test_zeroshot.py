@@ -368,9 +368,17 @@ def test_landmark_dump_metric_format(tmp_path):
         bbox=[0., 0., 10., 10.],
         crop=[1., 2., 9., 10.],
         input_size=[4, 4],
-        keypoints=[[1., 1.]] * 3,
+        keypoints=[[1., 1.], [1., 1.], [0., 0.]],  # not found: at (0, 0)
         scores=[0.5, 0.2, 0.],
         visible=[1, 1, 0])
+    # with the image size: a landmark outside the image is not visible
+    # either (the convention of the inferencer and the export)
+    inside = LandmarkDumpMetric(out_file=str(tmp_path / 'in.json'))
+    inside.process({}, [dict(samples[1], ori_shape=(5, 1))])
+    inside.evaluate(1)
+    img = json.load(open(tmp_path / 'in.json'))['images'][0]
+    assert img['visible'] == [0, 0, 0]  # x = 1 > w - 0.5
+    assert img['keypoints'] == [[0., 0.]] * 3 and img['scores'] == [0.] * 3
     with pytest.raises(ValueError, match='json'):
         LandmarkDumpMetric(out_file='x.txt')
     bad = LandmarkDumpMetric(out_file=str(out))

@@ -10,6 +10,7 @@ from mmengine.evaluator import BaseMetric
 from mmengine.logging import MMLogger
 
 from mmuld.registry import METRICS
+from mmuld.utils.landmark_io import clean_landmarks
 
 LANDMARKS_FORMAT = 'mmuld.landmarks.v1'
 
@@ -46,8 +47,10 @@ class LandmarkDumpMetric(BaseMetric):
                      "visible": [0 | 1, ...]},     # K, 0: no landmark
                     ...]}
 
-    Coordinates of landmarks with ``visible == 0`` are meaningless. Images
-    are in dataloader order (one entry per sample / instance).
+    A landmark is visible when the model found it and it lies inside the
+    image; others are reported at (0, 0) with score 0, as by the inferencer
+    and the export (:func:`mmuld.utils.landmark_io.clean_landmarks`).
+    Images are in dataloader order (one entry per sample / instance).
 
     Args:
         out_file (str, optional): Output path. None: ``landmarks.json`` in
@@ -88,6 +91,15 @@ class LandmarkDumpMetric(BaseMetric):
             scores = (np.ones(k) if scores is None else scores.reshape(-1))
             vis = _np(pred.get('keypoints_visible'))
             vis = (np.ones(k) if vis is None else vis.reshape(-1))
+            shape = ds.get('ori_shape')
+            if shape is not None:
+                # the one convention of the inferencer and the export
+                kpts, scores, vis = clean_landmarks(kpts, scores, vis,
+                                                    shape[:2])
+            else:
+                vis = (vis > 0).astype(int)
+                kpts = np.where(vis[:, None] > 0, kpts, 0.0)
+                scores = np.where(vis > 0, scores, 0.0)
             bbox = _np(ds.get('gt_instances', {}).get('bboxes'))
             crop = None
             center, scale = ds.get('input_center'), ds.get('input_scale')

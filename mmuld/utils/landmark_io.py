@@ -1,5 +1,6 @@
 # Copyright (c) mmuld contributors. All rights reserved.
-"""Input arrays and reported landmarks of the inferencer and the export."""
+"""Input arrays and reported landmarks of the inferencer, the export and
+the landmark dump (one convention everywhere)."""
 from typing import Tuple
 
 import numpy as np
