@@ -17,11 +17,6 @@ import numpy as np
 from .functional import (forward_backward_nme, interocular_distance,
                          per_landmark_accuracy)
 
-# one fixed colour per landmark id (BGR), as ULDLocalVisualizer
-_COLOURS = [(0, 0, 255), (0, 200, 0), (255, 0, 0), (0, 220, 220),
-            (255, 0, 255), (255, 255, 0), (0, 128, 255), (128, 0, 255),
-            (255, 128, 0), (128, 255, 128), (200, 200, 200), (0, 0, 128)]
-
 
 def load_gt(ann_file: str, data_root: str = '') -> Dict[str, np.ndarray]:
     """Ground truth of a COCO face json, keyed by image path.
@@ -169,36 +164,6 @@ def random_points_baseline(train: dict, test: dict, k: int, band: np.ndarray,
     return score(tr, te, band, norm_indices)
 
 
-def crops_from_annotations(paths: Sequence[str], ann_file: str,
-                           data_root: str, aspect: float = 1.0
-                           ) -> np.ndarray:
-    """Crop boxes of :class:`CropInsideImage` with ``padding=1`` (for
-    baselines computed without any method's landmarks file)."""
-    with open(ann_file) as f:
-        data = json.load(f)
-    ims = {im['id']: im for im in data['images']}
-    boxes = {}
-    for ann in data['annotations']:
-        im = ims[ann['image_id']]
-        boxes[osp.normpath(osp.join(data_root, im['file_name']))] = (
-            ann.get('bbox') or [0, 0, im['width'], im['height']],
-            im['width'], im['height'])
-    out = []
-    for p in paths:
-        (x, y, w, h), iw, ih = boxes[osp.normpath(p)]
-        cx, cy = x + w / 2, y + h / 2
-        if w > h * aspect:
-            h = w / aspect
-        else:
-            w = h * aspect
-        s = min(1.0, iw / w, ih / h)
-        w, h = w * s, h * s
-        cx = float(np.clip(cx, w / 2, iw - w / 2))
-        cy = float(np.clip(cy, h / 2, ih - h / 2))
-        out.append([cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2])
-    return np.array(out, dtype=np.float64)
-
-
 def markdown_table(results: Dict[str, dict], landmark_names: Sequence[str]
                    ) -> str:
     """The learnability table (one row per method or baseline)."""
@@ -237,6 +202,10 @@ def landmarks_grid(rows: Dict[str, dict], out_file: str, num_images: int = 8,
     Returns:
         str: ``out_file``.
     """
+    from mmuld.visualization import landmark_colors
+    k = max(len(r['pred'][0]) for r in rows.values())
+    # one fixed colour per landmark id, as ULDLocalVisualizer (RGB -> BGR)
+    colours = [tuple(int(v) for v in c[::-1]) for c in landmark_colors(k)]
     lines = []
     for name, r in rows.items():
         tiles = []
@@ -248,13 +217,12 @@ def landmarks_grid(rows: Dict[str, dict], out_file: str, num_images: int = 8,
             s = tile / max(x1 - x0, y1 - y0)
             m = np.array([[s, 0, -x0 * s], [0, s, -y0 * s]])
             t = cv2.warpAffine(img, m, (tile, tile))
-            for k, (p, v) in enumerate(zip(r['pred'][i], r['valid'][i])):
+            for j, (p, v) in enumerate(zip(r['pred'][i], r['valid'][i])):
                 if not v:
                     continue
                 q = (int(round(p[0] * s - x0 * s)),
                      int(round(p[1] * s - y0 * s)))
-                cv2.circle(t, q, 4, _COLOURS[k % len(_COLOURS)], -1,
-                           cv2.LINE_AA)
+                cv2.circle(t, q, 4, colours[j], -1, cv2.LINE_AA)
                 cv2.circle(t, q, 4, (0, 0, 0), 1, cv2.LINE_AA)
             tiles.append(t)
         label = np.full((tile, 110, 3), 255, np.uint8)
