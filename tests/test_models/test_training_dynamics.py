@@ -162,8 +162,9 @@ def test_keypoint_selection_defaults():
 
 
 def test_dense_landmarks_are_decoded_on_the_similarity_map():
-    """Soft-argmax of the centroid similarity: a landmark whose part covers
-    several cells lands on the part's centre, not on one of its cells."""
+    """Optional soft-argmax of the centroid similarity: a landmark whose part
+    covers several cells lands on the part's centre, not on one of its
+    cells; the default parabola fit stays at the exemplar."""
     model, _ = _model()
     desc = torch.zeros(1, 32, 16, 16)
     desc[0, 1] = 1.0  # background
@@ -173,12 +174,13 @@ def test_dense_landmarks_are_decoded_on_the_similarity_map():
     centroids = torch.zeros(1, 1, 32)
     centroids[0, 0, 0] = 1.0
     kpts = torch.tensor([[[4 * 4 + 1.5, 7 * 4 + 1.5]]])  # exemplar: a corner
+    model.test_cfg['softargmax_temperature'] = 0.02
     out = model._refine_on_similarity(kpts, desc, centroids)
     # centre of the part: cells x = 5, y = 7.5 -> input pixels
     torch.testing.assert_close(out, torch.tensor([[[5 * 4 + 1.5,
                                                     7.5 * 4 + 1.5]]]),
                                atol=1e-3, rtol=0)
-    model.test_cfg['softargmax_temperature'] = 0
+    del model.test_cfg['softargmax_temperature']  # default: parabola
     out = model._refine_on_similarity(kpts, desc, centroids)
-    # parabola on a plateau: stays on the exemplar cell's row/column
+    # parabola on a plateau: stays within half a cell of the exemplar
     assert (out - kpts).abs().max() <= 0.5 * 4 + 1e-6

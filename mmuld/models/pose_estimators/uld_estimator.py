@@ -86,7 +86,7 @@ class ULDEstimator(BasePoseEstimator):
             clustering rounds, or ``'nms'``), ``dense_max_keypoints`` and
             ``min_keypoints`` (NMS peaks kept per image even below
             ``score_thr``; ``'k'``, default, means K) and
-            ``softargmax_temperature`` (landmark decoding of dense
+            ``softargmax_temperature`` (optional landmark decoding of dense
             candidates, see :meth:`_refine_on_similarity`).
         data_preprocessor (dict, optional): Data preprocessor config.
         init_cfg (dict, optional): Initialisation config.
@@ -469,12 +469,14 @@ class ULDEstimator(BasePoseEstimator):
         Dense candidates sit at map-cell centres, and the exemplar cell is
         only the cell nearest the centroid: where self-training has made the
         descriptors of a whole part alike, that cell jumps around inside the
-        part from image to image. With ``test_cfg.softargmax_temperature``
-        (default 0.02) the landmark is the soft-argmax of the cosine
-        similarity to its centroid (``softmax(sim / T)``-weighted mean of the
-        cell centres), a stable point of the part; with 0 / None a parabola
-        fit around the exemplar cell refines it (as :func:`refine_subpixel`
-        does for heatmap peaks). docs/methods.md has the measurements.
+        part from image to image. By default a parabola fit of the
+        similarity around the exemplar cell refines it (as
+        :func:`refine_subpixel` does for heatmap peaks). With
+        ``test_cfg.softargmax_temperature`` T the landmark is instead the
+        soft-argmax of the cosine similarity to its centroid
+        (``softmax(sim / T)``-weighted mean of the cell centres): steadier,
+        but it averages look-alike parts (both eyes) into a point between
+        them; docs/methods.md has the measurements.
 
         Args:
             kpts (Tensor): (B, K, 2) landmarks in input pixels.
@@ -487,7 +489,7 @@ class ULDEstimator(BasePoseEstimator):
         b, k, _ = kpts.shape
         sim = torch.einsum('bdhw,bkd->bkhw', desc_map,
                            torch.nan_to_num(centroids))
-        tau = self.test_cfg.get('softargmax_temperature', 0.02)
+        tau = self.test_cfg.get('softargmax_temperature')
         if tau:
             h, w = sim.shape[-2:]
             prob = (sim.flatten(2) / tau).softmax(-1)
