@@ -6,6 +6,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from .coords import image_to_input_coords
+
 
 def valid_input_box(metainfo: Mapping) -> np.ndarray:
     """The part of the network input that shows image pixels.
@@ -36,15 +38,12 @@ def valid_input_box(metainfo: Mapping) -> np.ndarray:
     shape = metainfo.get('ori_shape')
     if center is None or scale is None or shape is None:
         return full
-    center = np.asarray(center, dtype=np.float64).reshape(-1)[:2]
-    scale = np.asarray(scale, dtype=np.float64).reshape(-1)[:2]
     h_img, w_img = float(shape[0]), float(shape[1])
-    fx, fy = sw / scale[0], sh / scale[1]
-    # mmpose's warp: x_in = (x - (cx - sw / 2)) * S / sw
-    x0 = (-0.5 - (center[0] - scale[0] / 2)) * fx
-    y0 = (-0.5 - (center[1] - scale[1] / 2)) * fy
-    x1 = (w_img - 0.5 - (center[0] - scale[0] / 2)) * fx
-    y1 = (h_img - 0.5 - (center[1] - scale[1] / 2)) * fy
+    corners = np.array([[-0.5, -0.5], [w_img - 0.5, h_img - 0.5]])
+    (x0, y0), (x1, y1) = image_to_input_coords(
+        corners, np.asarray(center, dtype=np.float64),
+        np.asarray(scale, dtype=np.float64),
+        np.array([sw, sh])).double().tolist()
     return np.array([max(x0, full[0]), max(y0, full[1]),
                      min(x1, full[2]), min(y1, full[3])])
 
