@@ -1,4 +1,6 @@
 # Copyright (c) mmuld contributors. All rights reserved.
+from .equivariance import (build_split_dataloader, checkpoint_equivariance,
+                           load_landmark_model, select_split)
 from .flip_pairs import (flip_distance_matrix, flip_pairs_from_indices,
                          match_flip_pairs)
 from .inference import (dataset_leaves, get_test_pipeline_cfg, init_model,
@@ -15,5 +17,6 @@ __all__ = [
     'flip_distance_matrix', 'match_flip_pairs', 'flip_pairs_from_indices',
     'export_pseudo_labels', 'collect_samples', 'make_dataset_info',
     'write_dataset_info', 'keypoint_names', 'check_dataset_name',
-    'clean_landmarks', 'to_bgr_uint8'
+    'clean_landmarks', 'to_bgr_uint8', 'checkpoint_equivariance',
+    'load_landmark_model', 'select_split', 'build_split_dataloader'
 ]

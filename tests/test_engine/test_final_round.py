@@ -7,7 +7,7 @@ import pytest
 import torch
 from mmengine.runner import Runner
 
-from mmuld.engine import PseudoLabelBank
+from mmuld.clustering import PseudoLabelBank
 
 CENTROIDS = ('uld_centroids', 'uld_pose_centroids')
 

@@ -7,7 +7,7 @@ import pytest
 import torch
 from mmengine.runner import Runner
 
-from mmuld.engine import PseudoLabelBank
+from mmuld.clustering import PseudoLabelBank
 
 # the stages of the session's `trained_dldpp` run (tests/conftest.py)
 STAGES = [

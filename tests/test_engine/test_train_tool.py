@@ -12,7 +12,7 @@ from mmengine.config import Config
 from mmengine.runner import Runner
 
 from mmuld.datasets.transforms import SafeLoadImage
-from mmuld.engine import PseudoLabelBank
+from mmuld.clustering import PseudoLabelBank
 from mmuld.utils import register_all_modules
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))

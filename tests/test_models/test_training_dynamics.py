@@ -25,7 +25,7 @@ def _model(**test_cfg):
 
 
 def _bank(n, k=10, size=64):
-    from mmuld.engine.pseudo_label_bank import PseudoLabelBank
+    from mmuld.clustering import PseudoLabelBank
     g = torch.Generator().manual_seed(1)
     return PseudoLabelBank(
         keypoints=torch.rand(n, k, 2, generator=g) * (size - 16) + 8,

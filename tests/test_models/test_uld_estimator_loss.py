@@ -15,7 +15,7 @@ import torch
 from mmengine.config import Config
 from mmpose.structures import PoseDataSample
 
-from mmuld.engine import PseudoLabelBank
+from mmuld.clustering import PseudoLabelBank
 from mmuld.models.utils.affine import warp_images
 from mmuld.registry import MODELS
 from mmuld.utils import register_all_modules

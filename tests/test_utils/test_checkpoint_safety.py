@@ -95,14 +95,10 @@ def test_malicious_checkpoint_does_not_execute(evil_pth):
 
 
 def test_equivariance_tool_refuses_malicious_checkpoint(evil_pth):
+    from mmuld.apis.equivariance import load_landmark_model
     path, marker = evil_pth
-    spec = importlib.util.spec_from_file_location(
-        'equivariance_error',
-        osp.join(ROOT, 'tools', 'analysis', 'equivariance_error.py'))
-    tool = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(tool)
     with pytest.raises(CheckpointError, match='evil.pth'):
-        tool.load_model(
+        load_landmark_model(
             osp.join(ROOT, 'configs', 'zeroshot_face_samples_demo.py'), path)
     assert not marker.exists()
 

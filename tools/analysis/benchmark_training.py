@@ -52,7 +52,7 @@ from mmuld.utils import register_all_modules
 try:  # the bank moves to mmuld.clustering (issue 12)
     from mmuld.clustering import PseudoLabelBank
 except ImportError:  # pragma: no cover
-    from mmuld.engine.pseudo_label_bank import PseudoLabelBank
+    from mmuld.clustering import PseudoLabelBank
 
 PARTS = ('sd', 'aggregator', 'heads_losses', 'optimizer', 'other')
 

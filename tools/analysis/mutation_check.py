@@ -36,11 +36,11 @@ from typing import Dict, List, Optional
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 EST = 'mmuld/models/pose_estimators/uld_estimator.py'
 HOOK = 'mmuld/engine/hooks/uld_stage_hook.py'
-ROUND = 'mmuld/engine/clustering_round.py'
+ROUND = 'mmuld/clustering/clustering_round.py'
 EQV = 'mmuld/evaluation/equivariance_eval.py'
 T_LOSS = 'tests/test_models/test_uld_estimator_loss.py'
 T_HOOK = 'tests/test_engine/test_uld_stage_hook.py'
-T_ROUND = 'tests/test_engine/test_clustering_round.py'
+T_ROUND = 'tests/test_clustering/test_clustering_round.py'
 T_PIPE = 'tests/test_engine/test_pipeline_resume.py'
 T_LOSSES = 'tests/test_models/test_losses/test_elbo_mse_losses.py'
 T_VAE = 'tests/test_models/test_necks/test_pose_vae_neck.py'

@@ -15,9 +15,8 @@ from torch.utils.data import DataLoader
 
 from mmuld.models.utils.border import near_border, valid_input_box
 from mmuld.registry import HOOKS
-from ..clustering_round import (cluster_pseudo_labels, health_warnings,
-                                summarize)
-from ..pseudo_label_bank import PseudoLabelBank
+from mmuld.clustering import PseudoLabelBank, cluster_pseudo_labels
+from mmuld.clustering.clustering_round import health_warnings, summarize
 
 DATA_BATCH = Optional[dict]
 

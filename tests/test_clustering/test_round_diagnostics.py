@@ -3,9 +3,9 @@
 import numpy as np
 import torch
 
-from mmuld.engine.clustering_round import (cluster_pseudo_labels,
-                                           health_warnings,
-                                           round_diagnostics)
+from mmuld.clustering.clustering_round import (cluster_pseudo_labels,
+                                               health_warnings,
+                                               round_diagnostics)
 from mmuld.models.utils.border import near_border, valid_input_box
 
 

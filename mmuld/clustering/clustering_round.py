@@ -6,8 +6,10 @@ import torch
 from scipy.optimize import linear_sum_assignment
 from torch import Tensor
 
-from mmuld.clustering import exemplar_assignment, kmeans, two_stage_clustering
+from .exemplar import exemplar_assignment
+from .kmeans import kmeans
 from .pseudo_label_bank import PseudoLabelBank
+from .two_stage import two_stage_clustering
 
 
 def _gather_exemplars(kpts: Tensor, ex: Tensor) -> Tuple[Tensor, Tensor]:

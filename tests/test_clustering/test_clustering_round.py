@@ -3,8 +3,8 @@
 import torch
 
 from mmuld.clustering import two_stage_clustering
-from mmuld.engine.clustering_round import (align_pose_clusters,
-                                           cluster_pseudo_labels)
+from mmuld.clustering.clustering_round import (align_pose_clusters,
+                                               cluster_pseudo_labels)
 
 K, D = 4, 8
 
