@@ -12,13 +12,24 @@ agg_channels = 32
 heatmap_size = (16, 16)
 
 stages = [
-    dict(name='bootstrap', iters=6, lr=1e-3, frozen=['pose_vae']),
-    dict(name='duld', iters=6, lr=1e-3, frozen=['pose_vae']),
+    dict(
+        name='bootstrap',
+        iters=6,
+        lr=1e-3,
+        frozen=['pose_vae'],
+        pseudo_labels=None),
+    dict(
+        name='duld',
+        iters=6,
+        lr=1e-3,
+        frozen=['pose_vae'],
+        pseudo_labels='kmeans'),
     dict(
         name='proxy',
         iters=4,
         lr=5e-4,
-        frozen=['backbone', 'descriptor_head']),
+        frozen=['backbone', 'descriptor_head'],
+        pseudo_labels='kmeans'),
     dict(
         name='dldpp',
         iters=6,
@@ -26,12 +37,13 @@ stages = [
         frozen=[
             'backbone', 'descriptor_head', 'pose_vae.decoder',
             'pose_vae.fc_decode'
-        ]),
+        ],
+        pseudo_labels='two_stage'),
 ]
 train_cfg = dict(max_iters=sum(s['iters'] for s in stages))
 custom_hooks = [
     dict(type='NaNLossHook'),
-    dict(type='ULDStageHook', stages=stages),
+    dict(type='ULDStageHook'),
     dict(
         type='PseudoLabelHook',
         interval=3,
@@ -40,6 +52,7 @@ custom_hooks = [
 ]
 
 model = dict(
+    stages=stages,
     backbone=dict(
         pretrained='work_dirs/tiny_sd',
         agg_channels=agg_channels,

@@ -9,13 +9,24 @@ _base_ = [
 ]
 
 stages = [
-    dict(name='bootstrap', iters=200, lr=1e-3, frozen=['pose_vae']),
-    dict(name='duld', iters=400, lr=1e-3, frozen=['pose_vae']),
+    dict(
+        name='bootstrap',
+        iters=200,
+        lr=1e-3,
+        frozen=['pose_vae'],
+        pseudo_labels=None),
+    dict(
+        name='duld',
+        iters=400,
+        lr=1e-3,
+        frozen=['pose_vae'],
+        pseudo_labels='kmeans'),
     dict(
         name='proxy',
         iters=50,
         lr=5e-4,
-        frozen=['backbone', 'descriptor_head']),
+        frozen=['backbone', 'descriptor_head'],
+        pseudo_labels='kmeans'),
     dict(
         name='dldpp',
         iters=200,
@@ -23,8 +34,10 @@ stages = [
         frozen=[
             'backbone', 'descriptor_head', 'pose_vae.decoder',
             'pose_vae.fc_decode'
-        ]),
+        ],
+        pseudo_labels='two_stage'),
 ]
+model = dict(stages=stages)
 cluster_interval = 100
 train_cfg = dict(
     type='IterBasedTrainLoop',
@@ -37,7 +50,7 @@ optim_wrapper = dict(
 param_scheduler = []
 custom_hooks = [
     dict(type='NaNLossHook'),
-    dict(type='ULDStageHook', stages=stages),
+    dict(type='ULDStageHook'),
     dict(
         type='PseudoLabelHook',
         interval=cluster_interval,

@@ -6,18 +6,13 @@
 #       work_dirs/duld_face_samples_demo/stage2_duld.pth
 _base_ = ['./dldpp_face_samples_demo.py']
 stages = [
-    dict(name='bootstrap', iters=6, lr=1e-3),
-    dict(name='duld', iters=8, lr=1e-3),
+    dict(name='bootstrap', iters=6, lr=1e-3, pseudo_labels=None),
+    dict(name='duld', iters=8, lr=1e-3, pseudo_labels='kmeans'),
 ]
-train_cfg = dict(max_iters=14)
-model = dict(pose_vae=None, loss_elbo=None, loss_latent=None)
+train_cfg = dict(max_iters=sum(s['iters'] for s in stages))
+model = dict(pose_vae=None, loss_elbo=None, loss_latent=None, stages=stages)
 custom_hooks = [
     dict(type='NaNLossHook'),
-    dict(type='ULDStageHook', stages=stages),
-    dict(
-        type='PseudoLabelHook',
-        interval=3,
-        stages=('duld', ),
-        two_stage=(),
-        batch_size=4),
+    dict(type='ULDStageHook'),
+    dict(type='PseudoLabelHook', interval=3, batch_size=4),
 ]

@@ -39,9 +39,10 @@ def _pipeline_cfg(work_dir, tiny_sd_dir, name, stages=None):
     for ds in [cfg.train_dataloader.dataset,
                *cfg.test_dataloader.dataset.datasets]:
         ds.data_root = FACE_DIR
+    cfg.model.stages = stages
     cfg.custom_hooks = [
         dict(type='NaNLossHook'),
-        dict(type='ULDStageHook', stages=stages),
+        dict(type='ULDStageHook'),
         dict(type='PseudoLabelHook', interval=2, num_pose_clusters=2,
              batch_size=4),
     ]

@@ -7,13 +7,21 @@ self-training losses read: for every training image (indexed by the
 dataset's ``sample_idx``) up to K keypoints with their landmark id, the
 global cluster label r in [0, Q*K), the latent pose code phi and its pose
 cluster u. Keypoints are (x, y) in input pixels of the model.
+
+The model that trains on a bank owns it: :class:`ULDEstimator` keeps it as
+buffers (:meth:`PseudoLabelBank.to_buffers`, names ``uld_pl_<field>``), so
+that its ``state_dict``, and with it every checkpoint, holds the bank.
 """
 from dataclasses import dataclass, fields
-from typing import Dict, Optional, Sequence
+from typing import Dict, Mapping, Optional, Sequence
 
 import numpy as np
 import torch
 from torch import Tensor
+
+
+#: prefix of the model buffers that hold a bank (``uld_pl_keypoints``, ...)
+BANK_BUFFER_PREFIX = 'uld_pl_'
 
 
 @dataclass
@@ -105,6 +113,63 @@ class PseudoLabelBank:
                 v = torch.from_numpy(v) if v.ndim else v.item()
             kwargs[f.name] = v
         kwargs['valid'] = kwargs['valid'].bool()
+        return cls(**kwargs)
+
+    def to_buffers(self) -> Dict[str, Tensor]:
+        """The bank as tensors only, one per field (model buffers).
+
+        Returns:
+            dict: Field name -> tensor; ``codes`` is a (0, 0) tensor when
+            absent, ``round`` and ``iteration`` are 0-d int64 tensors.
+        """
+        out = {}
+        for f in fields(self):
+            v = getattr(self, f.name)
+            if v is None:
+                v = torch.zeros(0, 0)
+            elif not isinstance(v, Tensor):
+                v = torch.tensor(int(v), dtype=torch.long)
+            out[f.name] = v.detach()
+        return out
+
+    @staticmethod
+    def empty_buffers() -> Dict[str, Tensor]:
+        """The buffers of "no bank yet" (no image), see
+        :meth:`from_buffers`."""
+        return dict(
+            keypoints=torch.zeros(0, 0, 2),
+            valid=torch.zeros(0, 0, dtype=torch.bool),
+            labels=torch.zeros(0, 0, dtype=torch.long),
+            pose_labels=torch.zeros(0, dtype=torch.long),
+            codes=torch.zeros(0, 0),
+            round=torch.zeros((), dtype=torch.long),
+            iteration=torch.zeros((), dtype=torch.long))
+
+    @classmethod
+    def from_buffers(cls, buffers: Mapping[str, Tensor],
+                     prefix: str = '') -> Optional['PseudoLabelBank']:
+        """The bank held by buffers (or a state dict), without copying.
+
+        Args:
+            buffers (Mapping[str, Tensor]): Output of :meth:`to_buffers`, a
+                model's named buffers or its ``state_dict``.
+            prefix (str): Prefix of the keys, e.g. :data:`BANK_BUFFER_PREFIX`.
+
+        Returns:
+            PseudoLabelBank, optional: None when the buffers hold no bank
+            (no image, or no key at all).
+        """
+        if prefix + 'valid' not in buffers or \
+                buffers[prefix + 'valid'].shape[0] == 0:
+            return None
+        kwargs = {}
+        for f in fields(cls):
+            v = buffers[prefix + f.name]
+            if f.name in ('round', 'iteration'):
+                v = int(v)
+            elif f.name == 'codes' and v.shape[0] == 0:
+                v = None
+            kwargs[f.name] = v
         return cls(**kwargs)
 
     def save(self, path: str) -> None:

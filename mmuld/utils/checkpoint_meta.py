@@ -37,13 +37,16 @@ def model_method(model) -> Optional[str]:
 
 def configured_pose_clusters(cfg) -> Optional[int]:
     """Q of the config's :class:`PseudoLabelHook` (None: no two-stage
-    clustering configured)."""
+    clustering configured, i.e. no stage of ``model.stages`` has
+    ``pseudo_labels='two_stage'``)."""
+    from mmuld.models.pose_estimators.stages import StageSchedule
     if cfg is None:
+        return None
+    stages = (cfg.get('model', None) or {}).get('stages', None)
+    if not stages or not StageSchedule(stages).uses('two_stage'):
         return None
     for hook in cfg.get('custom_hooks', None) or []:
         if hook.get('type') in _HOOK_TYPES:
-            if not tuple(hook.get('two_stage', ('dldpp', ))):
-                return None
             return int(hook.get('num_pose_clusters', 10))
     return None
 

@@ -139,10 +139,11 @@ def test_bad_settings_fail_before_the_first_iteration(
 
 
 def test_bad_hook_values_fail_at_build():
-    from mmuld.engine.hooks import PseudoLabelHook, ULDStageHook
+    from mmuld.engine.hooks import PseudoLabelHook
+    from mmuld.models import StageSchedule
     with pytest.raises(ValueError, match='num_pose_clusters=0'):
         PseudoLabelHook(num_pose_clusters=0)
     with pytest.raises(ValueError, match="unknown stage name 'dlpp'"):
-        ULDStageHook([dict(name='dlpp', iters=3)])
+        StageSchedule([dict(name='dlpp', iters=3)])
     with pytest.raises(ValueError, match='stage duld: lr=0 must be positive'):
-        ULDStageHook([dict(name='duld', iters=3, lr=0)])
+        StageSchedule([dict(name='duld', iters=3, lr=0)])

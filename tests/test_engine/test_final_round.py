@@ -8,6 +8,7 @@ import torch
 from mmengine.runner import Runner
 
 from mmuld.clustering import PseudoLabelBank
+from mmuld.clustering.pseudo_label_bank import BANK_BUFFER_PREFIX
 
 CENTROIDS = ('uld_centroids', 'uld_pose_centroids')
 
@@ -43,7 +44,8 @@ def test_final_checkpoint_holds_final_round(oracle, name):
         torch.testing.assert_close(
             ckpt['state_dict'][key], oracle['centroids'][key], rtol=0,
             atol=1e-6, equal_nan=True, msg=key)
-    bank = PseudoLabelBank.from_state_dict(ckpt['pseudo_labels']['bank'])
+    bank = PseudoLabelBank.from_buffers(ckpt['state_dict'],
+                                        BANK_BUFFER_PREFIX)
     assert bank.iteration == oracle['max_iters']
     torch.testing.assert_close(bank.keypoints, oracle['bank'].keypoints,
                                rtol=0, atol=1e-5)

@@ -8,6 +8,7 @@ import torch
 from mmengine.runner import Runner
 
 from mmuld.clustering import PseudoLabelBank
+from mmuld.clustering.pseudo_label_bank import BANK_BUFFER_PREFIX
 
 # the stages of the session's `trained_dldpp` run (tests/conftest.py)
 STAGES = [
@@ -27,7 +28,7 @@ def _hook(runner, name):
 @pytest.fixture(scope='module')
 def trained(trained_dldpp):
     """The session's trained model (tests/conftest.py)."""
-    assert trained_dldpp['runner'].cfg.custom_hooks[1].stages == STAGES
+    assert trained_dldpp['runner'].cfg.model.stages == STAGES
     return trained_dldpp['work_dir'], trained_dldpp['runner']
 
 
@@ -113,7 +114,9 @@ def test_resume_restores_stage_and_pseudo_labels(trained, tmp_path,
     runner.train()
     assert seen['iter'] == ckpt_iter
     assert seen['stage'] == stage
-    saved = ckpt['pseudo_labels']['bank']
+    # the model's state_dict holds the bank
+    saved = PseudoLabelBank.from_buffers(
+        ckpt['state_dict'], BANK_BUFFER_PREFIX).state_dict()
     assert torch.equal(seen['bank'].keypoints, saved['keypoints'])
     assert torch.equal(seen['bank'].labels, saved['labels'])
     assert torch.equal(seen['bank'].pose_labels, saved['pose_labels'])
@@ -135,7 +138,7 @@ def test_resume_restores_stage_and_pseudo_labels(trained, tmp_path,
 
 def test_nan_loss_stops_with_iteration(tmp_path, pipeline_cfg):
     cfg = pipeline_cfg(tmp_path, 'nan')
-    cfg.custom_hooks[1] = dict(type='ULDStageHook', stages=STAGES[:1])
+    cfg.model.stages = STAGES[:1]
     cfg.train_cfg.max_iters = 2
     runner = Runner.from_cfg(cfg)
     orig = runner.model.loss

@@ -44,13 +44,14 @@ def _worker(rank, world, port, sd_dir, out_dir):
     runner = SimpleNamespace(
         model=model,
         train_dataloader=SimpleNamespace(dataset=dataset),
-        iter=0,
+        iter=model.stage_schedule[1].start,  # the first duld iteration
         work_dir=out_dir,
         logger=MMLogger.get_instance(f'dist{rank}'))
     hook = PseudoLabelHook(interval=2, batch_size=2)
     hook.before_train_iter(runner, 0)
     torch.save(
-        dict(bank=hook.bank.state_dict(), centroids=model.uld_centroids),
+        dict(bank=model.pseudo_labels.state_dict(),
+             centroids=model.uld_centroids),
         osp.join(out_dir, f'rank{rank}.pth'))
     torch_dist.destroy_process_group()
 

@@ -11,24 +11,25 @@ import sys
 from mmengine.config import Config
 from mmengine.runner import Runner
 
-from mmuld.datasets.transforms import SafeLoadImage
 from mmuld.clustering import PseudoLabelBank
+from mmuld.datasets.transforms import SafeLoadImage
 from mmuld.utils import register_all_modules
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 CONFIG = """
 _base_ = [{base!r}]
 stages = [
-    dict(name='bootstrap', iters=2, lr=1e-3, frozen=['pose_vae']),
-    dict(name='duld', iters=3, lr=1e-3, frozen=['pose_vae']),
+    dict(name='bootstrap', iters=2, lr=1e-3, frozen=['pose_vae'],
+         pseudo_labels=None),
+    dict(name='duld', iters=3, lr=1e-3, frozen=['pose_vae'],
+         pseudo_labels='kmeans'),
 ]
 train_cfg = dict(max_iters=5)
-model = dict(backbone=dict(pretrained={sd!r}))
+model = dict(backbone=dict(pretrained={sd!r}), stages=stages)
 custom_hooks = [
     dict(type='NaNLossHook'),
-    dict(type='ULDStageHook', stages=stages),
-    dict(type='PseudoLabelHook', interval=2, stages=('duld', ),
-         two_stage=(), batch_size=4),
+    dict(type='ULDStageHook'),
+    dict(type='PseudoLabelHook', interval=2, batch_size=4),
 ]
 default_hooks = dict(checkpoint=dict(interval=1))
 train_dataloader = dict(dataset=dict(data_root={root!r}))

@@ -45,11 +45,17 @@ def test_config_parses_and_components_exist(path):
     stage_hooks = [h for h in cfg.get('custom_hooks', [])
                    if h['type'] == 'ULDStageHook']
     if stage_hooks:
-        total = sum(s['iters'] for s in stage_hooks[0]['stages'])
+        # the stage table is the model's, read by both hooks; no hook
+        # carries a table (or a list of stage names) of its own
+        stages = cfg.model.stages
+        for h in cfg.custom_hooks:
+            assert not {'stages', 'two_stage'} & set(h), h
+        total = sum(s['iters'] for s in stages)
         assert cfg.train_cfg.max_iters == total
+        for s in stages:
+            assert 'pseudo_labels' in s, (path, s)  # written out, not implied
         if cfg.model.get('pose_vae') is None:
-            assert {s['name'] for s in stage_hooks[0]['stages']} <= {
-                'bootstrap', 'duld'}
+            assert {s['name'] for s in stages} <= {'bootstrap', 'duld'}
 
 
 def test_all_four_datasets_have_dldpp_duld_and_zeroshot_configs():

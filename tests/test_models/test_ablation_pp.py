@@ -26,10 +26,12 @@ def test_ablation_config_loads_without_tsc_and_eq3():
     register_all_modules()
     cfg = Config.fromfile(ABLATION)
     assert cfg.model.train_cfg.dldpp_objective == 'duld'
-    assert tuple(_hook(cfg, 'PseudoLabelHook')['two_stage']) == ()
-    stages = _hook(cfg, 'ULDStageHook')['stages']
+    stages = cfg.model.stages
     assert [s['name'] for s in stages] == [
         'bootstrap', 'duld', 'proxy', 'dldpp']
+    # no two-stage clustering anywhere
+    assert [s['pseudo_labels'] for s in stages] == [
+        None, 'kmeans', 'kmeans', 'kmeans']
     # D-ULD's descriptor objective trains the descriptor head; the VAE is
     # not used in the last stage
     assert stages[-1]['frozen'] == ['pose_vae']
@@ -37,7 +39,10 @@ def test_ablation_config_loads_without_tsc_and_eq3():
     # the full D-ULD++ config keeps Eq. 3 and two-stage clustering
     full = Config.fromfile(osp.join(ROOT, 'configs', 'dldpp_aflw.py'))
     assert full.model.train_cfg.get('dldpp_objective', 'latent') == 'latent'
-    assert 'dldpp' in _hook(full, 'PseudoLabelHook')['two_stage']
+    assert full.model.stages[-1]['pseudo_labels'] == 'two_stage'
+    # the PseudoLabelHook reads the table; it has no list of its own
+    for c in (cfg, full):
+        assert 'two_stage' not in _hook(c, 'PseudoLabelHook')
 
 
 @pytest.fixture(scope='module')
@@ -46,7 +51,9 @@ def model(tiny_sd_dir):
     register_all_modules()
     cfg = Config.fromfile(DEMO)
     cfg.model.backbone.pretrained = tiny_sd_dir
-    cfg.model.train_cfg.update(Config.fromfile(ABLATION).model.train_cfg)
+    ablation = Config.fromfile(ABLATION)
+    cfg.model.train_cfg.update(ablation.model.train_cfg)
+    cfg.model.stages = ablation.model.stages
     torch.manual_seed(0)
     m = MODELS.build(cfg.model)
     m.train()
@@ -125,4 +132,19 @@ def test_unknown_objective_is_refused(tiny_sd_dir):
     cfg.model.backbone.pretrained = tiny_sd_dir
     cfg.model.train_cfg.dldpp_objective = 'pp'
     with pytest.raises(ValueError, match="dldpp_objective='pp'"):
+        MODELS.build(cfg.model)
+
+
+def test_objective_and_stage_table_must_agree(tiny_sd_dir):
+    """The "+ PP" objective with two-stage labels in the stage table, or
+    Eq. 3 without them, is refused when the model is built."""
+    register_all_modules()
+    cfg = Config.fromfile(DEMO)
+    cfg.model.backbone.pretrained = tiny_sd_dir
+    cfg.model.train_cfg.dldpp_objective = 'duld'
+    with pytest.raises(ValueError, match="pseudo_labels='kmeans'"):
+        MODELS.build(cfg.model)  # the demo's dldpp stage is 'two_stage'
+    cfg.model.train_cfg.dldpp_objective = 'latent'
+    cfg.model.stages[-1]['pseudo_labels'] = 'kmeans'
+    with pytest.raises(ValueError, match="pseudo_labels='two_stage'"):
         MODELS.build(cfg.model)

@@ -81,14 +81,13 @@ def test_descriptors_stay_fixed_in_proxy_and_dldpp_stages():
     """The stage lists freeze what feeds the descriptors; BatchNorm of the
     frozen parts keeps its statistics."""
     model, cfg = _model()
-    hook = [h for h in cfg.custom_hooks if h['type'] == 'ULDStageHook'][0]
     x = torch.randn(4, 3, 64, 64)
     model.set_pseudo_labels(_bank(4))
     model.eval()
     with torch.no_grad():
         before = model.extract_keypoints(x, dense=True)['desc_map'].clone()
     state = copy.deepcopy(model.state_dict())
-    for stage in hook['stages'][2:]:
+    for stage in cfg.model.stages[2:]:
         for name, p in model.named_parameters():
             p.requires_grad_(not any(
                 name == f or name.startswith(f + '.')

@@ -6,11 +6,11 @@ weights built in code (``--sd15-random``; random weights take the time of
 trained ones, nothing is downloaded) or the tiny test SD model with the
 narrow heads of the demo config (``--tiny``, the default on the CPU), and
 runs ``--iters`` timed training iterations (after ``--warmup`` untimed ones)
-of every stage listed by the config's ``ULDStageHook`` (stage switch,
-freezing and lr as the hook does). The stages after bootstrapping get random
-valid pseudo-labels of the right shape (a :class:`PseudoLabelBank` handed to
-``model.set_pseudo_labels``). Inputs are synthetic random images (the data
-pipeline is not timed).
+of every stage of the model's stage table (``model.stages``; stage switch,
+freezing and lr as ``ULDStageHook`` does). The stages that train on
+pseudo-labels get random valid ones of the right shape and kind (a
+:class:`PseudoLabelBank` handed to ``model.set_pseudo_labels``). Inputs
+are synthetic random images (the data pipeline is not timed).
 
 Per stage it prints seconds per iteration, images per second (images of
 the batch; bootstrapping feeds twice as many through the network), peak
@@ -44,15 +44,12 @@ from mmengine.config import Config, DictAction
 from mmengine.optim import build_optim_wrapper
 from mmpose.structures import PoseDataSample
 
+from mmuld.clustering import PseudoLabelBank
 from mmuld.models.backbones import random_sd15_components
+from mmuld.models.pose_estimators.stages import Stage, schedule_of
 from mmuld.registry import MODELS
 from mmuld.testing import build_tiny_sd
 from mmuld.utils import register_all_modules
-
-try:  # the bank moves to mmuld.clustering (issue 12)
-    from mmuld.clustering import PseudoLabelBank
-except ImportError:  # pragma: no cover
-    from mmuld.clustering import PseudoLabelBank
 
 PARTS = ('sd', 'aggregator', 'heads_losses', 'optimizer', 'other')
 
@@ -158,21 +155,21 @@ def instrument(model, timer: PartTimer) -> None:
     aggregator.forward = timed_aggregate
 
 
-def apply_stage(model, optim_wrapper, stage: dict) -> None:
+def apply_stage(model, optim_wrapper, stage: Stage) -> None:
     """Switch ``model`` to ``stage`` as ``ULDStageHook`` does: set the
     stage, freeze the parameters under the stage's ``frozen`` names (the
     frozen SD weights stay frozen), set the learning rate."""
-    model.set_stage(stage['name'])
-    frozen = tuple(stage.get('frozen', ()))
+    model.set_stage(stage.name)
+    frozen = stage.frozen
     for name, param in model.named_parameters():
         if name.startswith('backbone.') and not param.requires_grad \
                 and not name.startswith('backbone.aggregator'):
             continue
         param.requires_grad_(not any(
             name == f or name.startswith(f + '.') for f in frozen))
-    if 'lr' in stage:
+    if stage.lr is not None:
         for group in optim_wrapper.param_groups:
-            group['lr'] = stage['lr']
+            group['lr'] = stage.lr
 
 
 def random_bank(model, num_images: int, img_size: int, num_pose: int,
@@ -335,14 +332,13 @@ def main(argv: Optional[List[str]] = None) -> None:
     if 'ULDStageHook' not in hooks:
         raise ValueError(f'{args.config} has no ULDStageHook in '
                          '`custom_hooks`: nothing to benchmark')
-    stages = [dict(s) for s in hooks['ULDStageHook']['stages']]
+    stages = list(schedule_of(model))
     if args.stages:
-        unknown = set(args.stages) - {s['name'] for s in stages}
+        unknown = set(args.stages) - {s.name for s in stages}
         if unknown:
             raise ValueError(f'unknown stages {sorted(unknown)}; the config '
-                             f'has {[s["name"] for s in stages]}')
+                             f'has {[s.name for s in stages]}')
     pl_hook = hooks.get('PseudoLabelHook', {})
-    two_stage = set(pl_hook.get('two_stage', ()))
     num_pose = int(pl_hook.get('num_pose_clusters', 1) or 1)
     bb = model.backbone
     name = (f' ({torch.cuda.get_device_name(device)})'
@@ -374,13 +370,12 @@ def main(argv: Optional[List[str]] = None) -> None:
     total_iters = 0
     rows = []
     for stage in stages:
-        if args.stages and stage['name'] not in args.stages:
+        if args.stages and stage.name not in args.stages:
             continue
         apply_stage(model, optim_wrapper, stage)
-        if stage['name'] != 'bootstrap':
+        if stage.pseudo_labels is not None:
             model.set_pseudo_labels(
-                random_bank(model, bsz, img, num_pose, stage['name']
-                            in two_stage, gen))
+                random_bank(model, bsz, img, num_pose, stage.two_stage, gen))
         for _ in range(args.warmup):
             run_iteration(model, optim_wrapper, inputs, samples, timer)
         flops = None
@@ -405,15 +400,15 @@ def main(argv: Optional[List[str]] = None) -> None:
         t = summ['total']
         shares = ' '.join(
             f'{100 * summ[p] / max(t, 1e-12):11.1f}%' for p in PARTS)
-        print(f'{stage["name"]:10s} {t:8.3f} {bsz / t:8.2f} {peak_s:>10s} '
+        print(f'{stage.name:10s} {t:8.3f} {bsz / t:8.2f} {peak_s:>10s} '
               f'{shares}' + (f'  {flops / 1e12:.2f} TFLOP/iter'
                              if flops is not None else ''))
         if args.profile:
             profile_iteration(model, optim_wrapper, inputs, samples, timer)
-        iters = int(stage['iters'])
+        iters = stage.iters
         total_time += iters * t
         total_iters += iters
-        rows.append((stage['name'], t, peak))
+        rows.append((stage.name, t, peak))
     if device.type != 'cuda':
         print('* peak on the CPU: process max RSS')
     if total_iters:

@@ -146,9 +146,7 @@ def main(argv=None) -> dict:
         tcfg = copy.deepcopy(cfg)
         tcfg.work_dir = train_dir
         _own_visualizer(tcfg, 'train')
-        names = [s['name'] for s in next(
-            h for h in tcfg.custom_hooks
-            if h['type'] == 'ULDStageHook')['stages']]
+        names = [s['name'] for s in tcfg.model.stages]
         want = {'zeroshot': 'bootstrap', 'duld': 'duld', 'dldpp': 'dldpp'}
         needed = [want[m] for m in args.methods]
         last = max(names.index(n) for n in needed)
@@ -242,27 +240,28 @@ def main(argv=None) -> dict:
 
 
 def _set_schedule(cfg: Config, iters, interval) -> None:
+    """Stage lengths go to the model's stage table, the clustering
+    interval to the PseudoLabelHook."""
+    stages = cfg.model.stages
+    if iters:
+        if len(stages) != len(iters):
+            raise ValueError(f'--stage-iters gives {len(iters)} values '
+                             f'for {len(stages)} stages')
+        for s, n in zip(stages, iters):
+            if n < 1:
+                raise ValueError(f'--stage-iters: stage {s["name"]} '
+                                 f'needs >= 1 iteration, got {n}')
+            s['iters'] = n
+        cfg.train_cfg.max_iters = sum(iters)
     for h in cfg.custom_hooks:
-        if h['type'] == 'ULDStageHook' and iters:
-            if len(h['stages']) != len(iters):
-                raise ValueError(f'--stage-iters gives {len(iters)} values '
-                                 f'for {len(h["stages"])} stages')
-            for s, n in zip(h['stages'], iters):
-                if n < 1:
-                    raise ValueError(f'--stage-iters: stage {s["name"]} '
-                                     f'needs >= 1 iteration, got {n}')
-                s['iters'] = n
-            cfg.train_cfg.max_iters = sum(iters)
         if h['type'] == 'PseudoLabelHook' and interval:
             h['interval'] = interval
 
 
 def _truncate_stages(cfg: Config, n: int) -> None:
     """Keep the first ``n`` stages (e.g. only ZeroShot was asked for)."""
-    for h in cfg.custom_hooks:
-        if h['type'] == 'ULDStageHook':
-            h['stages'] = h['stages'][:n]
-            cfg.train_cfg.max_iters = sum(s['iters'] for s in h['stages'])
+    cfg.model.stages = cfg.model.stages[:n]
+    cfg.train_cfg.max_iters = sum(s['iters'] for s in cfg.model.stages)
 
 
 if __name__ == '__main__':

@@ -1,16 +1,30 @@
 # Paper Sec. 4 training details: bootstrapping 50k (Adam 1e-4), D-ULD 100k
 # with re-clustering every 5000, proxy task 50k (5e-5, descriptor head
 # frozen), D-ULD++ 100k (5e-4, descriptor head and VAE decoder frozen).
+# The stage table: each stage once, with what it trains on. Configs hand it
+# to the model (`model = dict(stages=...)`); ULDStageHook and
+# PseudoLabelHook both read it from there (docs/methods.md).
 stages = [
-    dict(name='bootstrap', iters=50000, lr=1e-4, frozen=['pose_vae']),
-    dict(name='duld', iters=100000, lr=1e-4, frozen=['pose_vae']),
+    dict(
+        name='bootstrap',
+        iters=50000,
+        lr=1e-4,
+        frozen=['pose_vae'],
+        pseudo_labels=None),
+    dict(
+        name='duld',
+        iters=100000,
+        lr=1e-4,
+        frozen=['pose_vae'],
+        pseudo_labels='kmeans'),
     # descriptors stay fixed from here on: the descriptor head AND what
     # feeds it (the backbone's aggregator) are frozen (docs/methods.md)
     dict(
         name='proxy',
         iters=50000,
         lr=5e-5,
-        frozen=['backbone', 'descriptor_head']),
+        frozen=['backbone', 'descriptor_head'],
+        pseudo_labels='kmeans'),
     dict(
         name='dldpp',
         iters=100000,
@@ -18,7 +32,8 @@ stages = [
         frozen=[
             'backbone', 'descriptor_head', 'pose_vae.decoder',
             'pose_vae.fc_decode'
-        ]),
+        ],
+        pseudo_labels='two_stage'),
 ]
 cluster_interval = 5000
 

@@ -1,7 +1,7 @@
 # Copyright (c) mmuld contributors. All rights reserved.
 """Periodic clustering of keypoint descriptors into pseudo-labels."""
 import os.path as osp
-from typing import Dict, Optional, Sequence, Union
+from typing import Dict, Optional, Union
 
 import mmengine
 import torch
@@ -13,10 +13,12 @@ from mmengine.model import is_model_wrapper
 from mmengine.runner import Runner
 from torch.utils.data import DataLoader
 
-from mmuld.models.utils.border import near_border, valid_input_box
-from mmuld.registry import HOOKS
 from mmuld.clustering import PseudoLabelBank, cluster_pseudo_labels
 from mmuld.clustering.clustering_round import health_warnings, summarize
+from mmuld.clustering.pseudo_label_bank import BANK_BUFFER_PREFIX
+from mmuld.models.pose_estimators.stages import Stage, schedule_of
+from mmuld.models.utils.border import near_border, valid_input_box
+from mmuld.registry import HOOKS
 
 DATA_BATCH = Optional[dict]
 
@@ -25,24 +27,29 @@ DATA_BATCH = Optional[dict]
 class PseudoLabelHook(Hook):
     """Cluster keypoint descriptors into pseudo-labels (D-ULD / D-ULD++).
 
+    Which stages train on which pseudo-labels is the model's stage table
+    (``pseudo_labels`` of each stage in ``model.stages``): the hook resolves
+    the stage of an iteration from it on its own, not from ``model.stage``,
+    so it does not depend on :class:`ULDStageHook` having run first.
+
     Before the first iteration of every self-training stage and then every
     ``interval`` iterations, the model runs over the whole training set
     (each rank its share; results are gathered), keypoints come from the
     detector by NMS, their descriptors from the descriptor head and, in
-    stages listed in ``two_stage``, the latent pose codes from the VAE
-    encoder. Rank 0 clusters them (:func:`cluster_pseudo_labels`) and the
-    result is broadcast to every rank and handed to the model.
+    stages with ``pseudo_labels='two_stage'``, the latent pose codes from
+    the VAE encoder. Rank 0 clusters them (:func:`cluster_pseudo_labels`)
+    and the result is broadcast to every rank and handed to the model.
 
     Every round is saved as ``pseudo_labels/round_XXX_iter_N.npz`` in the work
-    dir, and the current one is stored in every checkpoint, so ``--resume``
-    continues with the same pseudo-labels. A final round after the last
-    iteration gives the final checkpoints centroids of the final weights.
+    dir. The hook keeps no state of its own: the bank of the current round
+    and its centroids are buffers of the model, so every checkpoint holds
+    them and ``--resume`` continues with the same pseudo-labels. A final
+    round after the last iteration gives the final checkpoints centroids of
+    the final weights.
 
     Args:
         interval (int): Iterations between clustering rounds. Defaults to
             5000 (paper).
-        stages (Sequence[str]): Stages that use pseudo-labels.
-        two_stage (Sequence[str]): Stages that use two-stage clustering.
         num_pose_clusters (int): Q. Defaults to 10 (paper).
         batch_size (int): Batch size of the inference pass.
         num_workers (int): Dataloader workers of the inference pass.
@@ -76,8 +83,6 @@ class PseudoLabelHook(Hook):
 
     def __init__(self,
                  interval: int = 5000,
-                 stages: Sequence[str] = ('duld', 'proxy', 'dldpp'),
-                 two_stage: Sequence[str] = ('dldpp', ),
                  num_pose_clusters: int = 10,
                  batch_size: int = 16,
                  num_workers: int = 0,
@@ -105,44 +110,46 @@ class PseudoLabelHook(Hook):
             raise ValueError(f"min_candidates must be 'k' or an integer >= 0,"
                              f' got {min_candidates!r}')
         self.min_candidates = min_candidates
-        self.stages = tuple(stages)
-        self.two_stage = tuple(two_stage)
         self.num_pose_clusters = num_pose_clusters
         self.batch_size = batch_size
         self.num_workers = num_workers
         self.seed = seed
         self.device = device
         self.final_round = bool(final_round)
-        self.bank: Optional[PseudoLabelBank] = None
-        self.bank_stage: Optional[str] = None
-        self.round = 0
 
     @staticmethod
     def _model(runner: Runner):
         return runner.model.module if is_model_wrapper(
             runner.model) else runner.model
 
+    def stage_at(self, runner: Runner, iteration: int) -> Stage:
+        """The stage of iteration ``iteration`` (0-based), from the model's
+        stage table alone."""
+        return schedule_of(runner.model).at(iteration)
+
+    def bank_stage(self, runner: Runner,
+                   bank: PseudoLabelBank) -> Stage:
+        """The stage whose clustering round made ``bank`` (the stage of
+        the iteration the round ran at)."""
+        return self.stage_at(runner, bank.iteration)
+
     # -------------------------------------------------------------- #
     # persistence
     # -------------------------------------------------------------- #
-    def before_save_checkpoint(self, runner: Runner, checkpoint: dict) -> None:
-        if self.bank is not None:
-            checkpoint['pseudo_labels'] = dict(
-                bank=self.bank.state_dict(),
-                stage=self.bank_stage,
-                round=self.round)
-
     def after_load_checkpoint(self, runner: Runner, checkpoint: dict) -> None:
-        state = checkpoint.get('pseudo_labels')
-        if state is None:
+        """Accept an old checkpoint, whose pseudo-labels were stored next to
+        the ``state_dict`` (``checkpoint['pseudo_labels']``) before the
+        model held them: they are moved into the ``state_dict`` that is
+        about to be loaded."""
+        legacy = checkpoint.get('pseudo_labels')
+        weights = checkpoint.get('state_dict')
+        if legacy is None or weights is None or \
+                BANK_BUFFER_PREFIX + 'valid' in weights:
             return
-        self.bank = PseudoLabelBank.from_state_dict(state['bank'])
-        self.bank_stage = state['stage']
-        self.round = int(state['round'])
-        self._model(runner).set_pseudo_labels(self.bank)
-        runner.logger.info(
-            f'restored pseudo-labels of round {self.round} (stage '
-            f'"{self.bank_stage}", iteration {self.bank.iteration})')
+        bank = PseudoLabelBank.from_state_dict(legacy['bank'])
+        bank.round = int(legacy.get('round', bank.round))
+        for name, value in bank.to_buffers().items():
+            weights[BANK_BUFFER_PREFIX + name] = value
 
     # -------------------------------------------------------------- #
     # schedule
@@ -150,6 +157,12 @@ class PseudoLabelHook(Hook):
     def before_train(self, runner: Runner) -> None:
         """Check K and Q against the training set before iteration 1."""
         model = self._model(runner)
+        bank = model.pseudo_labels
+        if bank is not None:  # loaded with the model's weights
+            runner.logger.info(
+                f'restored pseudo-labels of round {bank.round} (stage '
+                f'"{self.bank_stage(runner, bank).name}", iteration '
+                f'{bank.iteration})')
         n = len(runner.train_dataloader.dataset)
         k = getattr(model, 'num_landmarks', None)
         if not isinstance(k, int) or k < 1:
@@ -162,13 +175,8 @@ class PseudoLabelHook(Hook):
                 f'model.num_landmarks={k} is more than the {n * per_image} '
                 f'keypoints a clustering round can find ({n} training '
                 f'images x test_cfg.max_keypoints={per_image})')
-        if not self.two_stage or getattr(model, 'pose_vae', None) is None:
-            return
-        planned = [
-            s['name'] for h in runner.hooks
-            if type(h).__name__ == 'ULDStageHook' for s in h.stages
-        ]
-        if planned and not set(planned) & set(self.two_stage):
+        if getattr(model, 'pose_vae', None) is None or \
+                not schedule_of(model).uses('two_stage'):
             return  # no two-stage clustering in this run
         q = self.num_pose_clusters
         if q > n:
@@ -184,13 +192,15 @@ class PseudoLabelHook(Hook):
                           runner: Runner,
                           batch_idx: int,
                           data_batch: DATA_BATCH = None) -> None:
-        stage = self._model(runner).stage
-        if stage not in self.stages:
+        stage = self.stage_at(runner, runner.iter)
+        if stage.pseudo_labels is None:
             return
+        bank = self._model(runner).pseudo_labels
         # a bank from a later iteration comes from another run (load_from)
-        age = runner.iter - self.bank.iteration if self.bank else 0
+        age = runner.iter - bank.iteration if bank is not None else 0
         due = (
-            self.bank is None or self.bank_stage != stage
+            bank is None
+            or self.bank_stage(runner, bank).name != stage.name
             or age >= self.interval or age < 0)
         if due:
             self.run_round(runner, stage)
@@ -211,16 +221,17 @@ class PseudoLabelHook(Hook):
         """
         if not self.final_round or runner.iter + 1 != runner.max_iters:
             return
-        stage = self._model(runner).stage
-        if stage not in self.stages:
+        stage = self.stage_at(runner, runner.iter)
+        if stage.pseudo_labels is None:
             return
         runner.logger.info(
             f'final clustering round on the weights after iteration '
             f'{runner.iter + 1} (the last one)')
         self.run_round(runner, stage, iteration=runner.iter + 1)
         for hook in runner.hooks:
-            name = getattr(hook, 'stage_checkpoint', lambda i: None)(
-                runner.iter)
+            if not hasattr(hook, 'stage_checkpoint'):
+                continue
+            name = hook.stage_checkpoint(runner, runner.iter)
             if name is not None:
                 runner.save_checkpoint(runner.work_dir, name)
                 runner.logger.info(
@@ -284,25 +295,33 @@ class PseudoLabelHook(Hook):
 
     def run_round(self,
                   runner: Runner,
-                  stage: str,
+                  stage: Union[Stage, str],
                   iteration: Optional[int] = None) -> None:
         """Extract, gather, cluster, broadcast and save pseudo-labels.
 
+        The bank and the centroids go to the model (its buffers).
+
         Args:
             runner (Runner): The runner.
-            stage (str): Current stage name.
+            stage (Stage | str): The stage the round is for (a name: its
+                first stage of that name in the model's stage table); its
+                ``pseudo_labels`` say K-means or two-stage clustering.
             iteration (int, optional): Iterations the weights have been
                 trained for; default ``runner.iter`` (a round before an
                 iteration), ``max_iters`` for the final round.
         """
         model = self._model(runner)
+        if isinstance(stage, str):
+            stage = next(s for s in schedule_of(model) if s.name == stage)
         iteration = runner.iter if iteration is None else int(iteration)
-        with_codes = stage in self.two_stage
+        with_codes = stage.two_stage
         num_images = len(runner.train_dataloader.dataset)
+        previous = model.pseudo_labels
+        round_index = (previous.round if previous is not None else 0) + 1
         dense = self.candidates == 'dense' or (self.dense_first_round
-                                               and self.bank is None)
+                                               and previous is None)
         runner.logger.info(
-            f'clustering round {self.round + 1} (stage "{stage}", '
+            f'clustering round {round_index} (stage "{stage.name}", '
             f'{"two-stage" if with_codes else "K-means"}'
             f'{", dense candidates" if dense else ""}) over '
             f'{num_images} training images')
@@ -332,22 +351,21 @@ class PseudoLabelHook(Hook):
         if get_world_size() > 1:
             broadcast_object_list(payload, src=0)
         state, cents, stats = payload[0]
-        self.round += 1
-        state.update(round=self.round, iteration=iteration)
-        self.bank = PseudoLabelBank.from_state_dict(state)
-        self.bank_stage = stage
-        model.set_pseudo_labels(self.bank)
+        state.update(round=round_index, iteration=iteration)
+        bank = PseudoLabelBank.from_state_dict(state)
+        model.set_pseudo_labels(bank)
         model.set_centroids(cents['centroids'], cents['pose_centroids'])
-        runner.logger.info(f'clustering round {self.round}: '
+        runner.logger.info(f'clustering round {round_index}: '
                            f'{summarize(stats)}')
         for warning in health_warnings(stats, model.num_landmarks):
-            runner.logger.warning(f'clustering round {self.round}: {warning}')
+            runner.logger.warning(
+                f'clustering round {round_index}: {warning}')
         if get_rank() == 0:
             out_dir = osp.join(runner.work_dir, 'pseudo_labels')
             mmengine.mkdir_or_exist(out_dir)
             stem = osp.join(out_dir,
-                            f'round_{self.round:03d}_iter_{iteration}')
-            self.bank.save(stem + '.npz')
+                            f'round_{round_index:03d}_iter_{iteration}')
+            bank.save(stem + '.npz')
             mmengine.dump(
-                dict(round=self.round, iteration=iteration, stage=stage,
-                     **stats), stem + '.json', indent=1)
+                dict(round=round_index, iteration=iteration,
+                     stage=stage.name, **stats), stem + '.json', indent=1)

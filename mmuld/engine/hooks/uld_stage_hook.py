@@ -1,7 +1,7 @@
 # Copyright (c) mmuld contributors. All rights reserved.
 """Switch between the training stages of D-ULD / D-ULD++ in one run."""
 import random
-from typing import Dict, List, Optional, Sequence
+from typing import Optional
 
 import numpy as np
 import torch
@@ -9,11 +9,12 @@ from mmengine.hooks import Hook
 from mmengine.model import is_model_wrapper
 from mmengine.runner import Runner
 
+from mmuld.models.pose_estimators.stages import (VAE_STAGES, Stage,
+                                                 StageSchedule, schedule_of)
 from mmuld.registry import HOOKS
 from mmuld.utils.checkpoint_meta import uld_meta
 
 DATA_BATCH = Optional[dict]
-STAGE_NAMES = ('bootstrap', 'duld', 'proxy', 'dldpp')
 # message-hub scalars of mmengine itself, kept across stages
 _RUNTIME_SCALARS = ('lr', 'base_lr', 'momentum', 'time', 'data_time',
                     'grad_norm', 'loss_scale')
@@ -23,11 +24,14 @@ _RUNTIME_SCALARS = ('lr', 'base_lr', 'momentum', 'time', 'data_time',
 class ULDStageHook(Hook):
     """Run bootstrapping, D-ULD, the proxy task and D-ULD++ in sequence.
 
-    The stage of an iteration follows from the iteration counter alone, so a
-    resumed run continues in the right stage. On entering a stage the hook
-    sets ``model.stage``, freezes the modules the stage keeps fixed and sets
-    the learning rate of every optimizer parameter group; when a stage ends
-    it saves ``stage{i}_{name}.pth`` in the work dir.
+    The stages are the model's stage table (``model.stages`` in the config,
+    :class:`StageSchedule`), which :class:`PseudoLabelHook` reads too. The
+    stage of an iteration follows from the iteration counter and that table
+    alone, so a resumed run continues in the right stage, whatever order
+    the hooks run in. On entering a stage the hook sets ``model.stage``,
+    freezes the modules the stage keeps fixed and sets the learning rate of
+    every optimizer parameter group; when a stage ends it saves
+    ``stage{i}_{name}.pth`` in the work dir.
 
     Before the first iteration it checks what would otherwise fail stages
     later: K >= 1, a VAE for the ``proxy`` / ``dldpp`` stages, a
@@ -44,65 +48,38 @@ class ULDStageHook(Hook):
     (VAE reparameterisation noise, bootstrapping flips / rotations).
 
     Args:
-        stages (Sequence[dict]): One dict per stage, in order, with
-            ``name`` (one of ``bootstrap``, ``duld``, ``proxy``, ``dldpp``),
-            ``iters`` (length), ``lr`` and optionally ``frozen``: names of
-            sub-modules of the model (dotted, e.g. ``'descriptor_head'`` or
-            ``'pose_vae.decoder'``) whose parameters do not train.
         save_stage_checkpoints (bool): Save a checkpoint at every stage
             end. Defaults to True.
     """
 
     priority = 'VERY_HIGH'
 
-    def __init__(self,
-                 stages: Sequence[dict],
-                 save_stage_checkpoints: bool = True) -> None:
-        if not stages:
-            raise ValueError('`stages` must list at least one stage')
-        self.stages: List[Dict] = [dict(s) for s in stages]
-        for s in self.stages:
-            if 'name' not in s or 'iters' not in s:
-                raise ValueError(f'stage {s} needs `name` and `iters`')
-            if s['name'] not in STAGE_NAMES:
-                raise ValueError(f'unknown stage name {s["name"]!r}, '
-                                 f'expected one of {STAGE_NAMES}')
-            if int(s['iters']) <= 0:
-                raise ValueError(f'stage {s["name"]} has no iterations')
-            if 'lr' in s and not float(s['lr']) > 0:
-                raise ValueError(
-                    f'stage {s["name"]}: lr={s["lr"]!r} must be positive')
-        self.ends = []
-        total = 0
-        for s in self.stages:
-            total += int(s['iters'])
-            self.ends.append(total)
+    def __init__(self, save_stage_checkpoints: bool = True) -> None:
         self.save_stage_checkpoints = save_stage_checkpoints
         self.current: Optional[int] = None
 
-    @property
-    def total_iters(self) -> int:
-        """int: Iterations of all stages together."""
-        return self.ends[-1]
+    @staticmethod
+    def schedule(runner: Runner) -> StageSchedule:
+        """The model's stage table."""
+        return schedule_of(runner.model)
 
-    def stage_index(self, iteration: int) -> int:
-        """Index of the stage that iteration ``iteration`` (0-based) is in."""
-        for i, end in enumerate(self.ends):
-            if iteration < end:
-                return i
-        return len(self.stages) - 1
+    def stage_at(self, runner: Runner, iteration: int) -> Stage:
+        """The stage of iteration ``iteration`` (0-based), from the model's
+        stage table alone."""
+        return self.schedule(runner).at(iteration)
 
     def _apply(self, runner: Runner, index: int) -> None:
-        stage = self.stages[index]
+        schedule = self.schedule(runner)
+        stage = schedule[index]
         model = runner.model.module if is_model_wrapper(
             runner.model) else runner.model
-        model.set_stage(stage['name'])
-        frozen = tuple(stage.get('frozen', ()))
+        model.set_stage(stage.name)
+        frozen = stage.frozen
         names = [n for n, _ in model.named_parameters()]
         for f in frozen:
             if not any(n == f or n.startswith(f + '.') for n in names):
                 runner.logger.warning(
-                    f'stage "{stage["name"]}": frozen module "{f}" has no '
+                    f'stage "{stage.name}": frozen module "{f}" has no '
                     'parameters in this model (typo, or module absent)')
         trainable = 0
         if getattr(self, '_never_trained', None) is None:
@@ -120,15 +97,16 @@ class ULDStageHook(Hook):
             trainable += param.numel() if train else 0
         # re-apply the mode: fully frozen sub-modules go to eval mode
         model.train(model.training)
-        if 'lr' in stage:
+        if stage.lr is not None:
             for group in runner.optim_wrapper.param_groups:
-                group['lr'] = stage['lr']
+                group['lr'] = stage.lr
         self._drop_stale_losses(runner)
         self.current = index
         runner.logger.info(
-            f'ULD stage {index + 1}/{len(self.stages)} "{stage["name"]}" '
-            f'from iteration {runner.iter} to {self.ends[index]}, '
-            f'lr={stage.get("lr")}, frozen={list(frozen)}, '
+            f'ULD stage {index + 1}/{len(schedule)} "{stage.name}" '
+            f'from iteration {runner.iter} to {stage.end}, '
+            f'lr={stage.lr}, frozen={list(frozen)}, '
+            f'pseudo_labels={stage.pseudo_labels}, '
             f'trainable parameters: {trainable}')
 
     @staticmethod
@@ -156,14 +134,15 @@ class ULDStageHook(Hook):
         if k is not None and (not isinstance(k, int) or k < 1):
             raise ValueError(
                 f'model.num_landmarks={k!r}: K must be an integer >= 1')
-        names = [s['name'] for s in self.stages]
-        needs_vae = [n for n in names if n in ('proxy', 'dldpp')]
+        schedule = self.schedule(runner)
+        names = schedule.names
+        needs_vae = [n for n in names if n in VAE_STAGES]
         if needs_vae and getattr(model, 'pose_vae', None) is None:
             raise ValueError(
                 f'stages {needs_vae} need a pose VAE but model.pose_vae is '
                 'None (a D-ULD model): drop those stages or use a D-ULD++ '
                 'model config')
-        self_training = [n for n in names if n != 'bootstrap']
+        self_training = [s.name for s in schedule if s.pseudo_labels]
         pl_hooks = [
             h for h in runner.hooks if type(h).__name__ == 'PseudoLabelHook'
         ]
@@ -171,22 +150,17 @@ class ULDStageHook(Hook):
             raise ValueError(
                 f'stages {self_training} train on pseudo-labels but no '
                 'PseudoLabelHook is in `custom_hooks`')
-        for hook in pl_hooks:
-            missing = [n for n in self_training if n not in hook.stages]
-            if missing:
-                raise ValueError(
-                    f'PseudoLabelHook(stages={hook.stages}) makes no '
-                    f'pseudo-labels for the configured stages {missing}')
 
     def before_train(self, runner: Runner) -> None:
-        if runner.max_iters != self.total_iters:
+        total = self.schedule(runner).total_iters
+        if runner.max_iters != total:
             runner.logger.warning(
                 f'train_cfg.max_iters={runner.max_iters} differs from the '
-                f'{self.total_iters} iterations of the configured stages')
+                f'{total} iterations of the configured stages')
         self._check(runner)
         self._own_loader_generator(runner)
         self._restore_rng(runner)
-        self._apply(runner, self.stage_index(runner.iter))
+        self._apply(runner, self.stage_at(runner, runner.iter).index)
 
     # ------------------------------------------------------------------ #
     # checkpoint meta and exact resume
@@ -242,7 +216,7 @@ class ULDStageHook(Hook):
                           runner: Runner,
                           batch_idx: int,
                           data_batch: DATA_BATCH = None) -> None:
-        index = self.stage_index(runner.iter)
+        index = self.stage_at(runner, runner.iter).index
         if index != self.current:
             self._apply(runner, index)
 
@@ -251,22 +225,26 @@ class ULDStageHook(Hook):
                          batch_idx: int,
                          data_batch: DATA_BATCH = None,
                          outputs: Optional[dict] = None) -> None:
-        filename = self.stage_checkpoint(runner.iter)
+        filename = self.stage_checkpoint(runner, runner.iter)
         if filename is not None:
             runner.save_checkpoint(runner.work_dir, filename)
             runner.logger.info(f'stage done: saved {filename}')
 
-    def stage_checkpoint(self, iteration: int) -> Optional[str]:
+    def stage_checkpoint(self, runner: Runner,
+                         iteration: int) -> Optional[str]:
         """Name of the stage checkpoint saved after ``iteration``.
 
         Args:
+            runner (Runner): The runner (its model has the stage table).
             iteration (int): 0-based iteration index.
 
         Returns:
             str, optional: ``stage{i}_{name}.pth`` when a stage ends with
             that iteration and stage checkpoints are saved, else None.
         """
-        if not self.save_stage_checkpoints or iteration + 1 not in self.ends:
+        if not self.save_stage_checkpoints:
             return None
-        index = self.ends.index(iteration + 1)
-        return f'stage{index + 1}_{self.stages[index]["name"]}.pth'
+        stage = self.stage_at(runner, iteration)
+        if iteration + 1 != stage.end:
+            return None
+        return f'stage{stage.index + 1}_{stage.name}.pth'

@@ -1,6 +1,6 @@
 # Copyright (c) mmuld contributors. All rights reserved.
 """D-ULD / D-ULD++ landmark estimator (paper Sec. 3.2 and 3.3)."""
-from typing import Dict, Optional, Tuple
+from typing import Callable, Dict, NamedTuple, Optional, Sequence, Tuple
 
 import torch
 from mmengine.model import BaseModel
@@ -11,18 +11,34 @@ from mmpose.utils.typing import (ConfigType, OptConfigType, OptMultiConfig,
 from torch import Tensor
 
 from mmuld.clustering import image_exemplars
+from mmuld.clustering.pseudo_label_bank import (BANK_BUFFER_PREFIX,
+                                                PseudoLabelBank)
 from mmuld.registry import MODELS
 from ..utils.affine import random_affine_pair
 from ..utils.keypoint_ops import (heatmap_nms, refine_subpixel,
                                   render_gaussian_heatmap, sample_descriptors)
 from ..utils.self_training_augment import (augment_config,
                                            augment_with_labels)
+from .stages import STAGE_NAMES, VAE_STAGES, StageSchedule
 from .utils import adopt_buffer_shapes, gather_landmarks, to_pred_instances
 
-STAGES = ('bootstrap', 'duld', 'proxy', 'dldpp')
 # last-stage objectives: Eq. 3 (D-ULD++), the full VAE ("TSC w/ full VAE")
-# and D-ULD's ("+ PP" ablation: no pose labels, no latent loss)
-DLDPP_OBJECTIVES = ('latent', 'elbo', 'duld')
+# and D-ULD's ("+ PP" ablation: no pose labels, no latent loss), with the
+# pseudo-labels each one trains on
+DLDPP_OBJECTIVES = dict(latent='two_stage', elbo=None, duld='kmeans')
+_CENTROID_BUFFERS = ('uld_centroids', 'uld_pose_centroids')
+
+
+class SelfTrainingBatch(NamedTuple):
+    """What every self-training stage computes first (see
+    :meth:`ULDEstimator._self_training`)."""
+
+    pseudo_labels: Dict[str, Tensor]
+    feats: Tuple[Tensor, ...]
+    logits: Tensor
+    heat: Tensor
+    target: Tensor
+    losses: Dict[str, Tensor]
 
 
 @MODELS.register_module()
@@ -36,7 +52,8 @@ class ULDEstimator(BasePoseEstimator):
     pose code ``phi``.
 
     The training behaviour depends on :attr:`stage`, set by
-    :class:`ULDStageHook`:
+    :class:`ULDStageHook`; each stage has its own loss method
+    (``_loss_<stage>``, chosen by :meth:`loss`):
 
     - ``'bootstrap'``: SiLK-style self-supervision between an image and a
       copy under a known random flip/rotation (BCE on the detector, NLL
@@ -49,9 +66,13 @@ class ULDEstimator(BasePoseEstimator):
       latent contrastive loss (Eq. 3) on the encoder's codes; the VAE decoder
       is not used.
 
-    Pseudo-labels come from :class:`PseudoLabelHook` through
-    :meth:`set_pseudo_labels`. The cluster centroids of the last round are
-    buffers, so a checkpoint alone suffices for inference.
+    The model owns its training state: the stage table (``stages``, read
+    by both :class:`ULDStageHook` and :class:`PseudoLabelHook`), and, as
+    buffers of its ``state_dict``, the pseudo-label bank of the last
+    clustering round (``uld_pl_*``, set by :class:`PseudoLabelHook` through
+    :meth:`set_pseudo_labels`) and its cluster centroids (``uld_centroids``,
+    ``uld_pose_centroids``). A checkpoint's ``state_dict`` alone restores
+    all of it, and suffices for inference.
 
     Args:
         backbone (dict): Backbone config (``StableDiffusionBackbone``).
@@ -64,6 +85,11 @@ class ULDEstimator(BasePoseEstimator):
         loss_elbo (dict, optional): ELBO loss config (proxy task).
         loss_latent (dict, optional): Latent contrastive loss (Eq. 3).
         num_landmarks (int): K, landmarks to discover. Defaults to 10.
+        stages (Sequence[dict], optional): The stage table of a training
+            run, one dict per stage: ``name``, ``iters``, ``lr``,
+            ``frozen`` and ``pseudo_labels`` (``None``, ``'kmeans'`` or
+            ``'two_stage'``); see :class:`StageSchedule`. Needed for
+            training with :class:`ULDStageHook`, not for inference.
         train_cfg (dict, optional): ``sigma`` of the pseudo-label Gaussians
             (map pixels), ``max_rotation`` / ``flip_prob`` of the
             bootstrapping augmentation, ``augment`` (random affine +
@@ -106,6 +132,7 @@ class ULDEstimator(BasePoseEstimator):
                  loss_latent: OptConfigType = dict(
                      type='LatentContrastiveLoss', margin=1.0),
                  num_landmarks: int = 10,
+                 stages: Optional[Sequence[dict]] = None,
                  train_cfg: OptConfigType = None,
                  test_cfg: OptConfigType = None,
                  data_preprocessor: OptConfigType = None,
@@ -121,7 +148,9 @@ class ULDEstimator(BasePoseEstimator):
         if objective not in DLDPP_OBJECTIVES:
             raise ValueError(
                 f'train_cfg.dldpp_objective={objective!r}, expected one of '
-                f'{DLDPP_OBJECTIVES}')
+                f'{tuple(DLDPP_OBJECTIVES)}')
+        self.stage_schedule = StageSchedule(stages) if stages else None
+        self._check_objective(objective)
         self.test_cfg = test_cfg if test_cfg else {}
         self.backbone = MODELS.build(backbone)
         self.detector_head = MODELS.build(detector_head)
@@ -134,31 +163,61 @@ class ULDEstimator(BasePoseEstimator):
         self.loss_latent = MODELS.build(loss_latent) if loss_latent else None
         self.num_landmarks = num_landmarks
         self.stage = 'bootstrap'
-        self.pseudo_labels = None
         # Centroids of the last clustering round: (Q', K, D), Q' = 1 for plain
         # K-means; pose centroids (Q, Dz) only with two-stage clustering.
         self.register_buffer('uld_centroids', torch.zeros(0, 0, 0))
         self.register_buffer('uld_pose_centroids', torch.zeros(0, 0))
+        # the pseudo-label bank of the last round (uld_pl_keypoints, ...)
+        for name, value in PseudoLabelBank.empty_buffers().items():
+            self.register_buffer(BANK_BUFFER_PREFIX + name, value)
+
+    def _check_objective(self, objective: str) -> None:
+        """Refuse a last-stage objective whose pseudo-labels the stage
+        table does not give (e.g. Eq. 3 without pose labels)."""
+        need = DLDPP_OBJECTIVES[objective]
+        if need is None or self.stage_schedule is None:
+            return
+        for stage in self.stage_schedule:
+            if stage.name == 'dldpp' and stage.pseudo_labels != need:
+                raise ValueError(
+                    f'train_cfg.dldpp_objective={objective!r} trains the '
+                    f"dldpp stage on pseudo_labels={need!r}, but the stage "
+                    f'table gives it pseudo_labels={stage.pseudo_labels!r}')
 
     # ------------------------------------------------------------------ #
     # state
     # ------------------------------------------------------------------ #
     def set_stage(self, stage: str) -> None:
         """Switch the training stage (see class docstring)."""
-        if stage not in STAGES:
-            raise ValueError(f'unknown stage {stage!r}, expected {STAGES}')
-        if stage in ('proxy', 'dldpp') and self.pose_vae is None:
+        if stage not in STAGE_NAMES:
+            raise ValueError(
+                f'unknown stage {stage!r}, expected {STAGE_NAMES}')
+        if stage in VAE_STAGES and self.pose_vae is None:
             raise ValueError(f'stage {stage!r} needs a `pose_vae` neck')
         self.stage = stage
 
-    def set_pseudo_labels(self, bank) -> None:
+    def set_pseudo_labels(self, bank: Optional[PseudoLabelBank]) -> None:
         """Hand the pseudo-labels of a clustering round to the model.
 
+        The bank is stored in the ``uld_pl_*`` buffers (on the model's
+        device), so the model's ``state_dict`` holds it.
+
         Args:
-            bank (PseudoLabelBank): Pseudo-labels; its ``centroids`` and
-                ``pose_centroids`` (if any) are copied into the buffers.
+            bank (PseudoLabelBank, optional): Pseudo-labels; None forgets
+                them.
         """
-        self.pseudo_labels = bank
+        values = PseudoLabelBank.empty_buffers() if bank is None \
+            else bank.to_buffers()
+        device = self.uld_centroids.device
+        for name, value in values.items():
+            setattr(self, BANK_BUFFER_PREFIX + name, value.to(device))
+
+    @property
+    def pseudo_labels(self) -> Optional[PseudoLabelBank]:
+        """PseudoLabelBank, optional: The pseudo-labels of the last
+        clustering round (a view of the buffers), None before the first."""
+        return PseudoLabelBank.from_buffers(
+            dict(self.named_buffers(recurse=False)), BANK_BUFFER_PREFIX)
 
     def set_centroids(self, centroids: Tensor,
                       pose_centroids: Optional[Tensor] = None) -> None:
@@ -178,8 +237,10 @@ class ULDEstimator(BasePoseEstimator):
             self.uld_centroids.device, torch.float32)
 
     def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        bank = tuple(BANK_BUFFER_PREFIX + n
+                     for n in PseudoLabelBank.empty_buffers())
         adopt_buffer_shapes(self, state_dict, prefix,
-                            ('uld_centroids', 'uld_pose_centroids'))
+                            _CENTROID_BUFFERS + bank)
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     def train(self, mode: bool = True) -> 'ULDEstimator':
@@ -306,7 +367,7 @@ class ULDEstimator(BasePoseEstimator):
     # losses
     # ------------------------------------------------------------------ #
     def loss(self, inputs: Tensor, data_samples: SampleList) -> dict:
-        """Losses of the current stage.
+        """Losses of the current stage (``_loss_<stage>``).
 
         Args:
             inputs (Tensor): (B, 3, S, S) images in [-1, 1].
@@ -316,14 +377,69 @@ class ULDEstimator(BasePoseEstimator):
         Returns:
             dict: Named losses.
         """
-        if self.stage == 'bootstrap':
-            return self._loss_bootstrap(inputs)
-        if self.pseudo_labels is None:
+        return self.stage_loss(self.stage)(inputs, data_samples)
+
+    def stage_loss(self, stage: str) -> Callable[[Tensor, SampleList], dict]:
+        """The loss method of ``stage``.
+
+        Args:
+            stage (str): One of :data:`STAGE_NAMES`.
+
+        Returns:
+            callable: ``(inputs, data_samples) -> dict`` of named losses.
+        """
+        if stage not in STAGE_NAMES:
+            raise ValueError(
+                f'unknown stage {stage!r}, expected {STAGE_NAMES}')
+        return getattr(self, f'_loss_{stage}')
+
+    def _loss_duld(self, inputs: Tensor, data_samples: SampleList) -> dict:
+        """D-ULD self-training (Sec. 3.2): detector MSE on the pseudo-label
+        heatmaps and the contrastive loss on the descriptors of the
+        pseudo-labelled keypoints."""
+        return self._descriptor_terms(
+            self._self_training(inputs, data_samples))
+
+    def _loss_proxy(self, inputs: Tensor, data_samples: SampleList) -> dict:
+        """Pose-guided proxy task (Sec. 3.3.1): detector MSE and the ELBO of
+        the VAE reconstructing the pseudo ground-truth heatmap."""
+        return self._elbo_terms(self._self_training(inputs, data_samples))
+
+    def _loss_dldpp(self, inputs: Tensor, data_samples: SampleList) -> dict:
+        """D-ULD++ (Sec. 3.3.2): detector MSE and, by
+        ``train_cfg.dldpp_objective``, Eq. 3 on the encoder's codes
+        (``'latent'``), the whole ELBO (``'elbo'``) or D-ULD's descriptor
+        loss (``'duld'``)."""
+        objective = self.train_cfg.get('dldpp_objective', 'latent')
+        if objective == 'duld':
+            self._check_kmeans_labels()
+        terms = dict(latent=self._latent_terms, elbo=self._elbo_terms,
+                     duld=self._descriptor_terms)[objective]
+        return terms(self._self_training(inputs, data_samples))
+
+    def _self_training(self, inputs: Tensor,
+                       data_samples: SampleList) -> SelfTrainingBatch:
+        """What every self-training stage computes first.
+
+        The batch's pseudo-labels (augmented with the images when
+        ``train_cfg.augment``), the features, the detector output and the
+        detector's MSE on the pseudo-label heatmaps.
+
+        Args:
+            inputs (Tensor): (B, 3, S, S) images in [-1, 1].
+            data_samples (list[PoseDataSample]): Samples with
+                ``sample_idx`` in their metainfo.
+
+        Returns:
+            SelfTrainingBatch: ``losses`` holds ``loss_heatmap``.
+        """
+        bank = self.pseudo_labels
+        if bank is None:
             raise RuntimeError(
                 f'stage {self.stage!r} needs pseudo-labels, but no clustering '
                 'round has run: add a PseudoLabelHook to `custom_hooks`')
         idx = [ds.metainfo['sample_idx'] for ds in data_samples]
-        pl = self.pseudo_labels.lookup(idx, inputs.device)
+        pl = bank.lookup(idx, inputs.device)
         aug = augment_config(self.train_cfg.get('augment', True))
         if aug is not None:
             inputs, kpts, valid, _ = augment_with_labels(
@@ -337,47 +453,56 @@ class ULDEstimator(BasePoseEstimator):
         target = render_gaussian_heatmap(pl['keypoints'], pl['valid'],
                                          heat.shape[-2:], self.stride, sigma)
         losses = dict(loss_heatmap=self.loss_heatmap(logits, target))
+        return SelfTrainingBatch(pl, feats, logits, heat, target, losses)
 
-        if self.stage == 'duld' or self._dldpp_as_duld():
-            desc_map = self.descriptor_head(feats)
-            desc = sample_descriptors(desc_map, pl['keypoints'], self.stride)
-            valid = pl['valid'].reshape(-1)
-            losses['loss_descriptor'] = self.loss_descriptor(
-                desc.reshape(-1, desc.shape[-1])[valid],
-                pl['labels'].reshape(-1)[valid])
-        elif self.stage == 'proxy' or (
-                self.stage == 'dldpp'
-                and self.train_cfg.get('dldpp_objective') == 'elbo'):
-            # proxy task (and the "TSC w/ full VAE" ablation of Table 2)
-            vae_in = heat.detach() if self.train_cfg.get(
-                'detach_vae_input', False) else heat
-            out = self.pose_vae(vae_in)
-            losses.update(
-                self.loss_elbo(out['recon'], target, out['mu'],
-                               out['logvar']))
-            if torch.is_grad_enabled() and logits.requires_grad:
-                losses.update(self._detector_grad_norms(logits, losses))
-        elif self.stage == 'dldpp':
-            mu, _ = self.pose_vae.encode(heat)
-            losses['loss_latent'] = self.loss_latent(mu, pl['pose_labels'])
+    def _descriptor_terms(self, batch: SelfTrainingBatch) -> dict:
+        """Add D-ULD's descriptor contrastive loss to ``batch.losses``."""
+        pl, losses = batch.pseudo_labels, batch.losses
+        desc_map = self.descriptor_head(batch.feats)
+        desc = sample_descriptors(desc_map, pl['keypoints'], self.stride)
+        valid = pl['valid'].reshape(-1)
+        losses['loss_descriptor'] = self.loss_descriptor(
+            desc.reshape(-1, desc.shape[-1])[valid],
+            pl['labels'].reshape(-1)[valid])
         return losses
 
-    def _dldpp_as_duld(self) -> bool:
-        """Whether this is a last stage trained like D-ULD ("+ PP").
+    def _elbo_terms(self, batch: SelfTrainingBatch) -> dict:
+        """Add the ELBO of the proxy task (and of the "TSC w/ full VAE"
+        ablation) to ``batch.losses``, with the gradient norm each loss
+        sends into the detector (logged)."""
+        losses, heat, logits = batch.losses, batch.heat, batch.logits
+        vae_in = heat.detach() if self.train_cfg.get(
+            'detach_vae_input', False) else heat
+        out = self.pose_vae(vae_in)
+        losses.update(
+            self.loss_elbo(out['recon'], batch.target, out['mu'],
+                           out['logvar']))
+        if torch.is_grad_enabled() and logits.requires_grad:
+            losses.update(self._detector_grad_norms(logits, losses))
+        return losses
+
+    def _latent_terms(self, batch: SelfTrainingBatch) -> dict:
+        """Add the latent contrastive loss (Eq. 3) on the encoder's codes
+        to ``batch.losses``; the VAE decoder is not used."""
+        pl, losses = batch.pseudo_labels, batch.losses
+        mu, _ = self.pose_vae.encode(batch.heat)
+        losses['loss_latent'] = self.loss_latent(mu, pl['pose_labels'])
+        return losses
+
+    def _check_kmeans_labels(self) -> None:
+        """A last stage trained like D-ULD ("+ PP") needs K-means labels.
 
         Raises:
             ValueError: The pseudo-labels come from two-stage clustering,
                 which this objective does not use.
         """
-        if self.stage != 'dldpp' or self.train_cfg.get(
-                'dldpp_objective', 'latent') != 'duld':
-            return False
-        if self.pseudo_labels.pose_labels.any():
+        bank = self.pseudo_labels
+        if bank is not None and bank.pose_labels.any():
             raise ValueError(
                 'train_cfg.dldpp_objective="duld" trains the last stage on '
                 'K-means pseudo-labels, but the bank holds two-stage '
-                'clustering labels: set PseudoLabelHook(two_stage=())')
-        return True
+                "clustering labels: give the dldpp stage pseudo_labels="
+                "'kmeans' (not 'two_stage') in model.stages")
 
     @staticmethod
     def _detector_grad_norms(logits: Tensor, losses: dict) -> dict:
@@ -397,8 +522,10 @@ class ULDEstimator(BasePoseEstimator):
             out['gnorm_' + name[len('loss_'):]] = norm.detach()
         return out
 
-    def _loss_bootstrap(self, inputs: Tensor) -> dict:
-        """SiLK-style bootstrapping between an image and a warped copy."""
+    def _loss_bootstrap(self, inputs: Tensor,
+                        data_samples: Optional[SampleList] = None) -> dict:
+        """SiLK-style bootstrapping between an image and a warped copy
+        (needs no pseudo-labels)."""
         cfg = self.train_cfg
         pair = random_affine_pair(
             inputs,

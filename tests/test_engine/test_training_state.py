@@ -1,0 +1,147 @@
+# Copyright (c) mmuld contributors. All rights reserved.
+"""The model owns its training state: the stage table that both hooks
+read, and the pseudo-label bank, centroids and pose centroids in its
+``state_dict``."""
+import os
+import os.path as osp
+
+import torch
+from mmengine.hooks import Hook
+from mmengine.runner import Runner
+
+from mmuld.clustering import PseudoLabelBank
+from mmuld.clustering.pseudo_label_bank import BANK_BUFFER_PREFIX
+from mmuld.registry import MODELS
+
+BANK_FIELDS = ('keypoints', 'valid', 'labels', 'pose_labels', 'codes')
+
+
+def _fresh_model(runner):
+    torch.manual_seed(1)  # other weights than the trained ones
+    return MODELS.build(runner.cfg.model)
+
+
+def _assert_same_state(model, ref):
+    bank, want = model.pseudo_labels, ref.pseudo_labels
+    assert bank is not None
+    for f in BANK_FIELDS:
+        assert torch.equal(getattr(bank, f), getattr(want, f)), f
+    assert (bank.round, bank.iteration) == (want.round, want.iteration)
+    for key in ('uld_centroids', 'uld_pose_centroids'):
+        torch.testing.assert_close(getattr(model, key), getattr(ref, key),
+                                   rtol=0, atol=0, equal_nan=True, msg=key)
+
+
+def test_state_dict_alone_restores_bank_and_centroids(trained_dldpp):
+    runner = trained_dldpp['runner']
+    trained = runner.model
+    assert trained.pseudo_labels.codes is not None  # a two-stage round
+    assert trained.uld_pose_centroids.numel()
+    model = _fresh_model(runner)
+    assert model.pseudo_labels is None
+    assert model.uld_centroids.numel() == 0
+    model.load_state_dict(trained.state_dict())  # strict
+    _assert_same_state(model, trained)
+
+
+def test_a_checkpoint_file_restores_them_with_weights_only(trained_dldpp):
+    """``torch.load(weights_only=True)`` of a stage checkpoint, then
+    ``load_state_dict``: no hook involved."""
+    runner = trained_dldpp['runner']
+    ckpt = torch.load(trained_dldpp['checkpoint'], map_location='cpu',
+                      weights_only=True)
+    # the hooks no longer store the pseudo-labels beside the weights
+    assert 'pseudo_labels' not in ckpt
+    model = _fresh_model(runner)
+    model.load_state_dict(ckpt['state_dict'])
+    _assert_same_state(model, runner.model)
+    # the bank of the final round (after the last iteration)
+    assert model.pseudo_labels.iteration == runner.max_iters
+    assert model.pseudo_labels.round == 6
+
+
+def test_an_old_checkpoint_with_top_level_pseudo_labels_is_accepted(
+        trained_dldpp):
+    from mmuld.engine.hooks import PseudoLabelHook
+    runner = trained_dldpp['runner']
+    trained = runner.model
+    weights = {k: v for k, v in trained.state_dict().items()
+               if not k.startswith(BANK_BUFFER_PREFIX)}
+    old = dict(
+        state_dict=weights,
+        pseudo_labels=dict(bank=trained.pseudo_labels.state_dict(),
+                           stage='dldpp', round=6))
+    PseudoLabelHook().after_load_checkpoint(runner, old)
+    model = _fresh_model(runner)
+    model.load_state_dict(old['state_dict'])
+    _assert_same_state(model, trained)
+
+
+class _StageProbe(Hook):
+    """Records, after every iteration, the stage the model trained in and
+    the iteration of the bank it trained on."""
+
+    priority = 'LOWEST'
+
+    def __init__(self):
+        self.records = []
+
+    def after_train_iter(self, runner, batch_idx, data_batch=None,
+                         outputs=None):
+        bank = runner.model.pseudo_labels
+        self.records.append(
+            (runner.iter, runner.model.stage,
+             None if bank is None else bank.iteration))
+
+
+def test_stage_does_not_depend_on_hook_order(pipeline_cfg, tmp_path,
+                                             trained_dldpp):
+    """With the PseudoLabelHook running before the ULDStageHook (the
+    reverse of their priorities), every clustering round still happens at
+    the right iteration for the right stage, and training ends exactly
+    where the default order (the session's ``trained_dldpp``) ends."""
+    cfg = pipeline_cfg(tmp_path, 'reversed_hooks')
+    cfg.custom_hooks[1]['priority'] = 'LOW'  # ULDStageHook
+    cfg.custom_hooks[2]['priority'] = 'HIGHEST'  # PseudoLabelHook
+    cfg.default_hooks.checkpoint = dict(
+        type='CheckpointHook', interval=100, by_epoch=False)
+    runner = Runner.from_cfg(cfg)
+    probe = _StageProbe()
+    runner.register_hook(probe)
+    names = [type(h).__name__ for h in runner.hooks]
+    assert names.index('PseudoLabelHook') < names.index('ULDStageHook')
+    runner.train()
+    expected_stage = [s['name'] for s in cfg.model.stages
+                      for _ in range(s['iters'])]
+    assert [r[1] for r in probe.records] == expected_stage
+    # rounds at the first iteration of each self-training stage and every
+    # 2 iterations (interval) within it
+    assert [r[2] for r in probe.records[:-1]] == [
+        None, None, 2, 2, 4, 5, 5, 7, 7]
+    assert probe.records[-1][2] == 10  # the final round
+    rounds = [f for f in os.listdir(osp.join(tmp_path, 'pseudo_labels'))
+              if f.endswith('.npz')]
+    assert len(rounds) == 6
+    full = trained_dldpp['runner'].model.state_dict()
+    for k, v in runner.model.state_dict().items():
+        torch.testing.assert_close(v, full[k], rtol=0, atol=0,
+                                   equal_nan=True, msg=k)
+
+
+def test_bank_buffers_round_trip():
+    g = torch.Generator().manual_seed(0)
+    bank = PseudoLabelBank(
+        keypoints=torch.rand(3, 4, 2, generator=g),
+        valid=torch.rand(3, 4, generator=g) > 0.3,
+        labels=torch.arange(4).repeat(3, 1),
+        pose_labels=torch.zeros(3, dtype=torch.long),
+        round=5, iteration=17)
+    bufs = bank.to_buffers()
+    assert all(isinstance(v, torch.Tensor) for v in bufs.values())
+    back = PseudoLabelBank.from_buffers(bufs)
+    assert back.codes is None and (back.round, back.iteration) == (5, 17)
+    for f in ('keypoints', 'valid', 'labels', 'pose_labels'):
+        assert torch.equal(getattr(back, f), getattr(bank, f))
+    assert PseudoLabelBank.from_buffers(
+        PseudoLabelBank.empty_buffers()) is None
+    assert PseudoLabelBank.from_buffers({}) is None
