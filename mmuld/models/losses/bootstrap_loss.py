@@ -64,6 +64,11 @@ class _SimLogSumExp(torch.autograd.Function):
     up to float rounding, but never keeps the ``(B, Q, N)`` similarity
     matrix: only ``q``, ``k`` and the ``(B, Q)`` result are saved, and the
     softmax is recomputed chunk by chunk in the backward pass.
+
+    The similarity matrix is the only large tensor, so the passes over it
+    set the cost: the queries are scaled by ``1 / temperature`` before the
+    product (no division of the matrix), one ``max`` gives both the
+    stabiliser and the argmax, and the exponentials are taken in place.
     """
 
     @staticmethod
@@ -72,12 +77,14 @@ class _SimLogSumExp(torch.autograd.Function):
         n_q = q.shape[1]
         lse = q.new_empty(q.shape[:2])
         arg = torch.empty(q.shape[:2], dtype=torch.long, device=q.device)
+        qs = q / temperature
         kt = k.transpose(1, 2)
         for s in range(0, n_q, chunk):
-            sim = q[:, s:s + chunk] @ kt / temperature
-            lse[:, s:s + chunk] = sim.logsumexp(-1)
-            arg[:, s:s + chunk] = sim.argmax(-1)
-        ctx.save_for_backward(q, k, lse)
+            sim = qs[:, s:s + chunk] @ kt
+            top, arg[:, s:s + chunk] = sim.max(-1)
+            sim.sub_(top[..., None]).exp_()
+            lse[:, s:s + chunk] = sim.sum(-1).log_().add_(top)
+        ctx.save_for_backward(qs, k, lse)
         ctx.temperature = temperature
         ctx.chunk = chunk
         ctx.mark_non_differentiable(arg)
@@ -85,18 +92,26 @@ class _SimLogSumExp(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, grad_lse: Tensor, grad_arg: Optional[Tensor]):
-        q, k, lse = ctx.saved_tensors
+        qs, k, lse = ctx.saved_tensors
         temp, chunk = ctx.temperature, ctx.chunk
-        grad_q = torch.empty_like(q)
+        grad_q = torch.empty_like(qs)
         grad_k = torch.zeros_like(k)
         kt = k.transpose(1, 2)
-        for s in range(0, q.shape[1], chunk):
-            qs = q[:, s:s + chunk]
-            prob = torch.exp(qs @ kt / temp - lse[:, s:s + chunk, None])
-            prob = prob * (grad_lse[:, s:s + chunk, None] / temp)
-            grad_q[:, s:s + chunk] = prob @ k
-            grad_k += prob.transpose(1, 2) @ qs
+        for s in range(0, qs.shape[1], chunk):
+            q_c = qs[:, s:s + chunk]
+            # softmax of the chunk, then scaled by d lse: d sim / temperature
+            prob = torch.baddbmm(-lse[:, s:s + chunk, None], q_c, kt).exp_()
+            prob.mul_(grad_lse[:, s:s + chunk, None])
+            grad_q[:, s:s + chunk] = (prob @ k).div_(temp)
+            grad_k.baddbmm_(prob.transpose(1, 2), q_c)
         return grad_q, grad_k, None, None
+
+
+def _chunked_argmax(q: Tensor, k: Tensor, chunk: int) -> Tensor:
+    """``(q @ k^T).argmax(-1)`` in query chunks, ``(B, Q)``."""
+    kt = k.transpose(1, 2)
+    return torch.cat([(q[:, s:s + chunk] @ kt).argmax(-1)
+                      for s in range(0, q.shape[1], chunk)], dim=1)
 
 
 def _flat_to_xy(idx: Tensor, width: int, dtype) -> Tensor:
@@ -248,8 +263,7 @@ class BootstrapLoss(nn.Module):
             pos = (fq * ft).sum(-1) / self.temperature
             nll = 0.5 * ((lse_xy - pos) + (lse_yx - pos))
             with torch.no_grad():
-                _, back = _SimLogSumExp.apply(
-                    _gather_rows(fy, j_star), fx, self.temperature, chunk)
+                back = _chunked_argmax(_gather_rows(fy, j_star), fx, chunk)
         return nll, j_star, back
 
     def forward(self,
