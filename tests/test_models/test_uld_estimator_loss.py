@@ -56,6 +56,7 @@ def expected_reach(term: str, train_cfg: dict) -> set:
         'loss_boot_kpt': {'aggregator', 'detector_head'},
         'loss_heatmap': DETECTOR,
         'loss_descriptor': {'aggregator', 'descriptor_head'},
+        'loss_correspondence': {'aggregator', 'descriptor_head'},
         'loss_recon': ENCODER | {'vae_decoder'} | vae_to_detector,
         'loss_kl': ENCODER | vae_to_detector,
         'loss_latent': {'vae_encoder', 'vae_mu'} | DETECTOR,
@@ -71,6 +72,8 @@ def required_terms(stage: str, train_cfg: dict) -> set:
     """Loss terms a stage must return."""
     if stage == 'bootstrap':
         return {'loss_boot_desc', 'loss_boot_kpt'}
+    if stage == 'duld' and train_cfg.get('correspondence_weight'):
+        return {'loss_heatmap', 'loss_descriptor', 'loss_correspondence'}
     if stage == 'duld' or (stage == 'dldpp' and train_cfg.get(
             'dldpp_objective') == 'duld'):
         return {'loss_heatmap', 'loss_descriptor'}
@@ -170,6 +173,7 @@ def _reach(model, loss):
 STAGE_CFGS = [
     ('bootstrap', {}),
     ('duld', {}),
+    ('duld', dict(correspondence_weight=0.5)),
     ('proxy', dict(detach_vae_input=True)),
     ('proxy', dict(detach_vae_input=False)),
     ('dldpp', {}),
@@ -243,6 +247,34 @@ def test_self_training_losses_match_oracles(model):
             bank.labels.reshape(-1)[valid]))
     torch.testing.assert_close(losses['loss_descriptor'].detach(), good)
     assert not torch.isclose(good, wrong)
+
+
+def test_correspondence_term_is_the_weighted_bootstrap_descriptor_loss(
+        model):
+    """train_cfg.correspondence_weight w adds w times the bootstrapping
+    descriptor NLL (of a random warp of the batch) to D-ULD; w = 0 adds
+    nothing."""
+    x, samples = _batch()
+    _use(model, 'duld', correspondence_weight=0.0)
+    assert 'loss_correspondence' not in model.loss(x, samples)
+    _use(model, 'duld', correspondence_weight=0.5, augment=False)
+    model.eval()  # the same BatchNorm statistics in both passes
+    torch.manual_seed(3)
+    losses = model.loss(x, samples)
+    torch.manual_seed(3)
+    model._self_training(x, samples)  # the same random draws, in order
+    boot = model._loss_bootstrap(x)
+    torch.testing.assert_close(losses['loss_correspondence'].detach(),
+                               0.5 * boot['loss_boot_desc'].detach())
+    assert losses['loss_correspondence'] > 0
+
+
+def test_negative_correspondence_weight_is_refused(tiny_sd_dir):
+    cfg = Config.fromfile(CONFIG)
+    cfg.model.backbone.pretrained = tiny_sd_dir
+    cfg.model.train_cfg = dict(correspondence_weight=-1.0)
+    with pytest.raises(ValueError, match='correspondence_weight'):
+        MODELS.build(cfg.model)
 
 
 def test_proxy_elbo_reconstructs_target_from_predicted_heatmap(model):

@@ -46,9 +46,26 @@ model = dict(
     loss_descriptor=dict(type='DescriptorContrastiveLoss', margin=0.8),
     loss_elbo=dict(type='ELBOLoss', reduction='per_pixel', loss_weight=100.0),
     loss_latent=dict(type='LatentContrastiveLoss', margin=0.8),
-    train_cfg=dict(sigma=1.0, max_rotation=30.0, flip_prob=0.5,
-                   augment=True),
+    # A backbone trained from scratch learns everything it knows from
+    # bootstrapping, so two choices differ from the paper's SD configs
+    # (docs/methods.md, "Making the method learn"): no flips in
+    # bootstrapping (a flip maps the left eye onto the right one, so the
+    # descriptors could not tell them apart), and the bootstrapping
+    # descriptor loss kept during D-ULD self-training (correspondence_weight)
+    train_cfg=dict(
+        sigma=1.0,
+        max_rotation=30.0,
+        flip_prob=0.0,
+        correspondence_weight=1.0,
+        augment=True),
     # +-1 cell NMS: on a 16x16 map, Mallis et al.'s +-2 cells (meant for
-    # 64x64 maps) would merge neighbouring landmarks such as eye and brow
-    test_cfg=dict(nms_kernel=3, score_thr=0.15, max_keypoints=50, border=1),
+    # 64x64 maps) would merge neighbouring landmarks such as eye and brow.
+    # Candidates of clustering rounds and test time: the 16 (about 1.5 K)
+    # highest detector cells of each image, not a quarter of the map
+    test_cfg=dict(
+        nms_kernel=3,
+        score_thr=0.15,
+        max_keypoints=50,
+        border=1,
+        dense_max_keypoints=16),
 )

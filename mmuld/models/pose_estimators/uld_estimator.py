@@ -92,7 +92,11 @@ class ULDEstimator(BasePoseEstimator):
             training with :class:`ULDStageHook`, not for inference.
         train_cfg (dict, optional): ``sigma`` of the pseudo-label Gaussians
             (map pixels), ``max_rotation`` / ``flip_prob`` of the
-            bootstrapping augmentation, ``augment`` (random affine +
+            bootstrapping augmentation (default 30 degrees and 0.5, the
+            paper's flips and rotations), ``correspondence_weight`` (weight
+            of the bootstrapping descriptor loss kept during D-ULD
+            self-training, ``loss_correspondence``; default 0, the paper;
+            see :meth:`_loss_duld`), ``augment`` (random affine +
             photometric augmentation of the self-training stages, pseudo-
             labels warped alike; True = defaults of
             :func:`augment_with_labels`, a dict overrides them, False
@@ -149,6 +153,10 @@ class ULDEstimator(BasePoseEstimator):
             raise ValueError(
                 f'train_cfg.dldpp_objective={objective!r}, expected one of '
                 f'{tuple(DLDPP_OBJECTIVES)}')
+        corr = self.train_cfg.get('correspondence_weight', 0.0)
+        if not corr >= 0:
+            raise ValueError('train_cfg.correspondence_weight must be >= 0, '
+                             f'got {corr!r}')
         self.stage_schedule = StageSchedule(stages) if stages else None
         self._check_objective(objective)
         self.test_cfg = test_cfg if test_cfg else {}
@@ -287,11 +295,13 @@ class ULDEstimator(BasePoseEstimator):
             dense (bool): The highest-scoring map cells above
                 ``score_thr`` are the keypoints, without NMS (at most
                 ``test_cfg.dense_max_keypoints``, default a quarter of the
-                map and at most 256). Used by clustering rounds and, with
+                map and at most 256; at least ``min_keypoints``, even below
+                ``score_thr``). Used by clustering rounds and, with
                 ``test_cfg.candidates='dense'``, at test time; see
                 docs/methods.md ("Candidates of a clustering round").
-            min_keypoints (int): Keep at least this many NMS peaks per image
-                (the highest ones) even below ``score_thr``, so that a
+            min_keypoints (int): Keep at least this many NMS peaks (dense:
+                cells) per image, the highest ones, even below
+                ``score_thr``, so that a
                 detector still learning a new round's targets cannot starve
                 the next clustering round (used by :class:`PseudoLabelHook`
                 with K; 0 at inference).
@@ -310,10 +320,14 @@ class ULDEstimator(BasePoseEstimator):
         if dense:
             h, w = heat.shape[-2:]
             kpts, scores, valid = heatmap_nms(
-                heat, kernel_size=1, score_thr=thr, border=border,
-                max_keypoints=cfg.get(
-                    'dense_max_keypoints',
-                    max(min_keypoints, min(256, h * w // 4))))
+                heat, kernel_size=1, score_thr=-1.0, border=border,
+                max_keypoints=max(min_keypoints, cfg.get(
+                    'dense_max_keypoints', min(256, h * w // 4))))
+            # cells above the threshold, and at least the min_keypoints
+            # highest of every image
+            rank = torch.arange(valid.shape[1], device=valid.device)
+            valid = valid & ((scores > thr) | (rank < min_keypoints)[None])
+            kpts, scores = kpts * valid[..., None], scores * valid
         else:
             kpts, scores, valid = heatmap_nms(
                 heat,
@@ -396,9 +410,23 @@ class ULDEstimator(BasePoseEstimator):
     def _loss_duld(self, inputs: Tensor, data_samples: SampleList) -> dict:
         """D-ULD self-training (Sec. 3.2): detector MSE on the pseudo-label
         heatmaps and the contrastive loss on the descriptors of the
-        pseudo-labelled keypoints."""
-        return self._descriptor_terms(
+        pseudo-labelled keypoints.
+
+        With ``train_cfg.correspondence_weight`` w > 0, w times the
+        bootstrapping descriptor loss (the correspondence between the batch
+        and a warped copy, :class:`BootstrapLoss`) is added as
+        ``loss_correspondence``: a backbone trained from scratch otherwise
+        forgets, under pseudo-labels that merge look-alike parts (the two
+        eyes), the within-image distinctions that bootstrapping taught it
+        (docs/methods.md, "Keeping the correspondence").
+        """
+        losses = self._descriptor_terms(
             self._self_training(inputs, data_samples))
+        w = self.train_cfg.get('correspondence_weight', 0.0)
+        if w:
+            boot = self._loss_bootstrap(inputs)
+            losses['loss_correspondence'] = w * boot['loss_boot_desc']
+        return losses
 
     def _loss_proxy(self, inputs: Tensor, data_samples: SampleList) -> dict:
         """Pose-guided proxy task (Sec. 3.3.1): detector MSE and the ELBO of
