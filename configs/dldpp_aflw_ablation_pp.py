@@ -8,24 +8,9 @@ _base_ = ['./dldpp_aflw.py']
 # Every stage trains on K-means pseudo-labels: no stage has
 # pseudo_labels='two_stage', so no clustering round computes pose codes.
 stages = [
-    dict(
-        name='bootstrap',
-        iters=50000,
-        lr=1e-4,
-        frozen=['pose_vae'],
-        pseudo_labels=None),
-    dict(
-        name='duld',
-        iters=100000,
-        lr=1e-4,
-        frozen=['pose_vae'],
-        pseudo_labels='kmeans'),
-    dict(
-        name='proxy',
-        iters=50000,
-        lr=5e-5,
-        frozen=['descriptor_head'],
-        pseudo_labels='kmeans'),
+    {{_base_.bootstrap_stage}},
+    {{_base_.duld_stage}},
+    {{_base_.proxy_stage}},  # the proxy task of D-ULD++, unchanged
     dict(
         name='dldpp',
         iters=100000,
@@ -34,7 +19,6 @@ stages = [
         pseudo_labels='kmeans'),
 ]
 model = dict(train_cfg=dict(dldpp_objective='duld'), stages=stages)
-train_cfg = dict(max_iters=sum(s['iters'] for s in stages))
 custom_hooks = [
     dict(type='NaNLossHook'),
     dict(type='ULDStageHook'),

@@ -4,37 +4,38 @@
 # The stage table: each stage once, with what it trains on. Configs hand it
 # to the model (`model = dict(stages=...)`); ULDStageHook and
 # PseudoLabelHook both read it from there (docs/methods.md).
-stages = [
-    dict(
-        name='bootstrap',
-        iters=50000,
-        lr=1e-4,
-        frozen=['pose_vae'],
-        pseudo_labels=None),
-    dict(
-        name='duld',
-        iters=100000,
-        lr=1e-4,
-        frozen=['pose_vae'],
-        pseudo_labels='kmeans'),
-    # descriptors stay fixed from here on: the descriptor head AND what
-    # feeds it (the backbone's aggregator) are frozen (docs/methods.md)
-    dict(
-        name='proxy',
-        iters=50000,
-        lr=5e-5,
-        frozen=['backbone', 'descriptor_head'],
-        pseudo_labels='kmeans'),
-    dict(
-        name='dldpp',
-        iters=100000,
-        lr=5e-4,
-        frozen=[
-            'backbone', 'descriptor_head', 'pose_vae.decoder',
-            'pose_vae.fc_decode'
-        ],
-        pseudo_labels='two_stage'),
-]
+bootstrap_stage = dict(
+    name='bootstrap',
+    iters=50000,
+    lr=1e-4,
+    frozen=['pose_vae'],
+    pseudo_labels=None)
+duld_stage = dict(
+    name='duld',
+    iters=100000,
+    lr=1e-4,
+    frozen=['pose_vae'],
+    pseudo_labels='kmeans')
+# descriptors stay fixed from here on: the descriptor head AND what feeds it
+# (the backbone's aggregator) are frozen (docs/methods.md)
+proxy_stage = dict(
+    name='proxy',
+    iters=50000,
+    lr=5e-5,
+    frozen=['backbone', 'descriptor_head'],
+    pseudo_labels='kmeans')
+dldpp_stage = dict(
+    name='dldpp',
+    iters=100000,
+    lr=5e-4,
+    frozen=[
+        'backbone', 'descriptor_head', 'pose_vae.decoder',
+        'pose_vae.fc_decode'
+    ],
+    pseudo_labels='two_stage')
+# D-ULD configs take the first two (`{{_base_.bootstrap_stage}}`, ...), the
+# ablations replace the last ones
+stages = [bootstrap_stage, duld_stage, proxy_stage, dldpp_stage]
 cluster_interval = 5000
 
 train_cfg = dict(
