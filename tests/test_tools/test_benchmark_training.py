@@ -48,3 +48,22 @@ def test_bad_arguments():
                    '--stages', 'nope'])
     with pytest.raises(ValueError, match='--amp needs a CUDA'):
         tool.main([CONFIG, '--tiny', '--device', 'cpu', '--amp'])
+
+
+def test_trainable_backbone_config(capsys):
+    """A config with a trainable backbone (FeatureMapAdapter + ResNet) is
+    benchmarked as it is; the SD-only options are refused."""
+    tool = _load_tool()
+    cfg = osp.join(ROOT, 'configs', 'dldpp_face_world_cpu.py')
+    tool.main([cfg, '--iters', '1', '--warmup', '0', '--img-size', '32',
+               '--batch-size', '2', '--device', 'cpu'])
+    out = capsys.readouterr().out
+    assert 'FeatureMapAdapter' in out
+    rows = {line.split()[0]: line.split() for line in out.splitlines()
+            if line.split()}
+    for stage in ('bootstrap', 'duld', 'proxy', 'dldpp'):
+        shares = [float(v.rstrip('%')) for v in rows[stage][-5:]]
+        assert shares[0] == 0 and shares[1] > 0  # no SD; the backbone ran
+    assert 'schedule: 850 iterations' in out
+    with pytest.raises(ValueError, match='Stable Diffusion'):
+        tool.main([cfg, '--tiny', '--iters', '1'])

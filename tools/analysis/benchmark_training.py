@@ -22,6 +22,12 @@ device at each boundary (``torch.cuda.synchronize`` + ``perf_counter``;
 the backward boundary is a gradient hook on the aggregator output). It
 ends with the projected wall time of the config's full schedule.
 
+A config with any other backbone (e.g. ``configs/dldpp_face_world_cpu.py``:
+a ResNet through ``FeatureMapAdapter``, trained from scratch) is built as
+it is; its whole backbone (forward + backward) is timed in the
+"aggregator" column and "sd" is 0. ``--naive`` then only selects the
+straightforward bootstrapping loss; the SD options are refused.
+
 Examples::
 
     python tools/analysis/benchmark_training.py configs/dldpp_aflw.py \
@@ -31,6 +37,8 @@ Examples::
     # the straightforward computations, for comparison
     python tools/analysis/benchmark_training.py configs/dldpp_aflw.py \
         --sd15-random --device cuda --naive
+    python tools/analysis/benchmark_training.py \
+        configs/dldpp_face_world_cpu.py --img-size 128 --iters 5
 """
 import argparse
 import resource
@@ -128,6 +136,28 @@ def instrument(model, timer: PartTimer) -> None:
     aggregator output in the backward pass.
     """
     backbone = model.backbone
+    if not is_sd(backbone):
+        # a trainable backbone (FeatureMapAdapter, ...): all of it is timed
+        # in the aggregator's column
+        aggregator = backbone
+        plain_forward = backbone.forward
+
+        def timed_backbone(x, *args, **kwargs):
+            t0 = timer.now()
+            out = plain_forward(x, *args, **kwargs)
+            timer.add('agg_fwd', timer.now() - t0)
+            feat = out[0] if isinstance(out, (tuple, list)) else out
+            if feat.requires_grad:
+
+                def hook(grad):
+                    timer.marks['agg_grad'] = timer.now()
+                    return grad
+
+                feat.register_hook(hook)
+            return out
+
+        backbone.forward = timed_backbone
+        return
     extract = backbone.extract_features
     aggregator = backbone.aggregator
     agg_forward = aggregator.forward
@@ -155,6 +185,13 @@ def instrument(model, timer: PartTimer) -> None:
     aggregator.forward = timed_aggregate
 
 
+def is_sd(backbone) -> bool:
+    """Whether ``backbone`` is the Stable Diffusion backbone (frozen SD
+    extractor + trainable aggregator) rather than any trainable one."""
+    return hasattr(backbone, 'extract_features') and hasattr(
+        backbone, 'aggregator')
+
+
 def apply_stage(model, optim_wrapper, stage: Stage) -> None:
     """Switch ``model`` to ``stage`` as ``ULDStageHook`` does: set the
     stage, freeze the parameters under the stage's ``frozen`` names (the
@@ -162,7 +199,8 @@ def apply_stage(model, optim_wrapper, stage: Stage) -> None:
     model.set_stage(stage.name)
     frozen = stage.frozen
     for name, param in model.named_parameters():
-        if name.startswith('backbone.') and not param.requires_grad \
+        if is_sd(model.backbone) and name.startswith('backbone.') \
+                and not param.requires_grad \
                 and not name.startswith('backbone.aggregator'):
             continue
         param.requires_grad_(not any(
@@ -208,34 +246,44 @@ def build(args, device: torch.device):
     cfg = Config.fromfile(args.config)
     if args.cfg_options:
         cfg.merge_from_dict(args.cfg_options)
-    tiny = args.tiny or (device.type == 'cpu' and not args.sd15_random)
     bb = cfg.model.backbone
+    sd = bb.get('type') == 'StableDiffusionBackbone'
+    if not sd and (args.tiny or args.sd15_random or args.with_cp
+                   or args.no_cp or args.sd_input_size is not None):
+        raise ValueError(
+            f'{args.config}: --tiny, --sd15-random, --with-cp, --no-cp and '
+            '--sd-input-size apply to the Stable Diffusion backbone; this '
+            f'config uses {bb.get("type")}')
+    tiny = sd and (args.tiny or (device.type == 'cpu'
+                                 and not args.sd15_random))
     tmp = None
-    if tiny:
-        tmp = tempfile.TemporaryDirectory()
-        bb.pretrained = build_tiny_sd(tmp.name)
-        # the small widths of the tiny demo config
-        bb.agg_channels = 32
-        cfg.model.detector_head.update(in_channels=32, feat_channels=32)
-        cfg.model.descriptor_head.update(
-            in_channels=32, feat_channels=32, desc_dim=32)
-        if cfg.model.get('pose_vae') is not None:
-            cfg.model.pose_vae.update(base_channels=8, num_stages=2)
-    else:
-        bb.pretrained = random_sd15_components(device)
-    agg_cfg = dict(bb.get('agg_cfg') or {})
     if args.naive:
-        agg_cfg['fast'] = False
         cfg.model.loss_bootstrap = dict(
             cfg.model.get('loss_bootstrap', dict(type='BootstrapLoss')),
             memory_efficient=False)
-    if args.with_cp or args.no_cp:
-        agg_cfg['with_cp'] = bool(args.with_cp)
-    bb.agg_cfg = agg_cfg
-    if args.sd_input_size is not None:
-        bb.sd_input_size = args.sd_input_size or None
-    if tiny and bb.get('sd_input_size') is not None:
-        bb.sd_input_size = None  # the tiny model is not SD-1.5
+    if sd:
+        if tiny:
+            tmp = tempfile.TemporaryDirectory()
+            bb.pretrained = build_tiny_sd(tmp.name)
+            # the small widths of the tiny demo config
+            bb.agg_channels = 32
+            cfg.model.detector_head.update(in_channels=32, feat_channels=32)
+            cfg.model.descriptor_head.update(
+                in_channels=32, feat_channels=32, desc_dim=32)
+            if cfg.model.get('pose_vae') is not None:
+                cfg.model.pose_vae.update(base_channels=8, num_stages=2)
+        else:
+            bb.pretrained = random_sd15_components(device)
+        agg_cfg = dict(bb.get('agg_cfg') or {})
+        if args.naive:
+            agg_cfg['fast'] = False
+        if args.with_cp or args.no_cp:
+            agg_cfg['with_cp'] = bool(args.with_cp)
+        bb.agg_cfg = agg_cfg
+        if args.sd_input_size is not None:
+            bb.sd_input_size = args.sd_input_size or None
+        if tiny and bb.get('sd_input_size') is not None:
+            bb.sd_input_size = None  # the tiny model is not SD-1.5
     stride = int(bb.get('out_stride', 8))
     if args.img_size:
         img = args.img_size
@@ -346,14 +394,22 @@ def main(argv: Optional[List[str]] = None) -> None:
     loss_mode = 'memory-light' if getattr(
         model.loss_bootstrap, 'memory_efficient', False) else 'naive'
     print(f'config: {args.config}')
-    print(f'model: {"tiny" if tiny else "SD-1.5 (random weights)"}, '
-          f'device: {device}{name}, batch: {bsz}, img: {img}, '
-          f'sd_input_size: {bb.sd_input_size}, out_stride: {bb.out_stride}, '
-          f'timesteps: {len(bb.timesteps)}, layers: {len(bb.layers)}, '
-          f'aggregator: {"fast" if bb.aggregator.fast else "naive"}'
-          f'{" + checkpointing" if bb.aggregator.with_cp else ""}, '
-          f'bootstrap loss: {loss_mode}, '
-          f'amp: {"bf16" if args.amp else "off"}')
+    if is_sd(bb):
+        print(f'model: {"tiny" if tiny else "SD-1.5 (random weights)"}, '
+              f'device: {device}{name}, batch: {bsz}, img: {img}, '
+              f'sd_input_size: {bb.sd_input_size}, '
+              f'out_stride: {bb.out_stride}, '
+              f'timesteps: {len(bb.timesteps)}, layers: {len(bb.layers)}, '
+              f'aggregator: {"fast" if bb.aggregator.fast else "naive"}'
+              f'{" + checkpointing" if bb.aggregator.with_cp else ""}, '
+              f'bootstrap loss: {loss_mode}, '
+              f'amp: {"bf16" if args.amp else "off"}')
+    else:
+        print(f'model: {type(bb).__name__} (trainable; timed in the '
+              f'"aggregator" column, "sd" is 0), device: {device}{name}, '
+              f'batch: {bsz}, img: {img}, out_stride: {bb.out_stride}, '
+              f'bootstrap loss: {loss_mode}, '
+              f'amp: {"bf16" if args.amp else "off"}')
     gen = torch.Generator().manual_seed(0)
     inputs = (torch.rand(bsz, 3, img, img, generator=gen) * 2 - 1).to(device)
     samples = []
