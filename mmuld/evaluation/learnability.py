@@ -70,6 +70,8 @@ def split_arrays(entries: Sequence[dict], gt: Dict[str, np.ndarray],
         gt=np.stack([gt[osp.normpath(e['img_path'])] for e in rows]),
         crop=np.array([e.get('crop') or [np.nan] * 4 for e in rows],
                       dtype=np.float64),
+        input_size=np.array([e.get('input_size') or [np.nan] * 2
+                             for e in rows], dtype=np.float64),
         paths=[e['img_path'] for e in rows])
 
 
@@ -125,6 +127,87 @@ def score(train: dict, test: dict, band: np.ndarray,
         per_landmark_accuracy_mean=float(acc['mean']),
         border_fraction=border_fraction(test['pred'], test['valid'],
                                         test['crop'], band))
+
+
+def pseudo_label_rounds(folder: str, train: dict,
+                        norm_indices: Tuple[int, int] = (0, 1)
+                        ) -> List[Dict[str, object]]:
+    """How good the training pseudo-labels of every clustering round were.
+
+    Each round saved by :class:`PseudoLabelHook` (``round_XXX_iter_N.npz``:
+    keypoints in input pixels, bank row = training sample index) is mapped
+    to image pixels with the crops of ``train`` (the training split of a
+    ``landmarks.json``, in dataset order) and scored against the ground
+    truth like a method: forward / backward NME, 2-fold cross-validated
+    over the training images (the first half fits the regressors and the
+    second is scored, then the other way round). Whether self-training
+    improves its own targets round after round shows here, which the
+    clustering log cannot tell without ground truth.
+
+    Args:
+        folder (str): The run's ``pseudo_labels`` folder.
+        train (dict): :func:`split_arrays` of the training split.
+        norm_indices (tuple): GT indices of the eyes (inter-ocular norm).
+
+    Returns:
+        list[dict]: Per round ``round``, ``iteration``, ``stage``,
+        ``valid`` (share of landmark slots with a keypoint), ``forward``
+        and ``backward`` (percent).
+
+    Raises:
+        ValueError: A round's bank has another number of rows than the
+            training split.
+    """
+    import glob
+    out = []
+    n = len(train['gt'])
+    crop = train['crop']
+    centre = (crop[:, :2] + crop[:, 2:]) / 2
+    scale = crop[:, 2:] - crop[:, :2]
+    for path in sorted(glob.glob(osp.join(folder, 'round_*.npz'))):
+        data = np.load(path)
+        kpts, valid = data['keypoints'], data['valid'].astype(bool)
+        if len(kpts) != n:
+            raise ValueError(f'{path} has {len(kpts)} images, the training '
+                             f'split {n}')
+        size = np.asarray(train['input_size'], dtype=np.float64)
+        img = kpts / size[:, None] * scale[:, None] + \
+            centre[:, None] - 0.5 * scale[:, None]
+        half = n // 2
+        folds = [(slice(0, half), slice(half, n)),
+                 (slice(half, n), slice(0, half))]
+        fwd, bwd, weights = [], [], []
+        for fit, ev in folds:
+            gt_ev = train['gt'][ev]
+            res = forward_backward_nme(
+                img[fit], train['gt'][fit], img[ev], gt_ev,
+                interocular_distance(gt_ev, *norm_indices),
+                pred_train_valid=valid[fit], pred_test_valid=valid[ev])
+            fwd.append(float(res['forward']))
+            bwd.append(float(res['backward']))
+            weights.append(len(gt_ev))
+        meta = {}
+        side = path[:-len('.npz')] + '.json'
+        if osp.isfile(side):
+            with open(side) as f:
+                meta = json.load(f)
+        out.append(dict(
+            round=int(data['round']), iteration=int(data['iteration']),
+            stage=meta.get('stage'), valid=float(valid.mean()),
+            forward=float(np.average(fwd, weights=weights)),
+            backward=float(np.average(bwd, weights=weights))))
+    return out
+
+
+def rounds_table(rounds: Sequence[Dict[str, object]]) -> str:
+    """Markdown table of :func:`pseudo_label_rounds`."""
+    lines = ['| round | iteration | stage | landmark slots filled | '
+             'forward NME % | backward NME % |', '| --- ' * 6 + '|']
+    for r in rounds:
+        lines.append(f'| {r["round"]} | {r["iteration"]} | {r["stage"]} | '
+                     f'{100 * r["valid"]:.0f} % | {r["forward"]:.1f} | '
+                     f'{r["backward"]:.1f} |')
+    return '\n'.join(lines) + '\n'
 
 
 def mean_shape_baseline(train: dict, test: dict,

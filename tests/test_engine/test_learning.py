@@ -101,6 +101,18 @@ def test_discovered_landmarks_beat_random_points(tiny_run):
         assert r['backward'] < 0.8 * rand['backward'], (name, r, rand)
 
 
+def test_reports_pseudo_labels_of_every_round(tiny_run):
+    rounds = tiny_run['summary']['pseudo_label_rounds']
+    # duld, proxy, dldpp and the final round
+    assert [r['stage'] for r in rounds] == ['duld', 'proxy', 'dldpp',
+                                            'dldpp']
+    for r in rounds:
+        assert np.isfinite(r['forward']) and np.isfinite(r['backward'])
+        assert 0 < r['valid'] <= 1
+    table = open(osp.join(tiny_run['work'], 'learnability.md')).read()
+    assert 'Training pseudo-labels of every clustering round' in table
+
+
 def test_writes_table_json_and_picture(tiny_run):
     work = tiny_run['work']
     res = json.load(open(osp.join(work, 'learnability.json')))['results']

@@ -40,3 +40,42 @@ def test_scores_against_known_answers():
     tr = dict(gt=same[:n], crop=crop[:n])
     te = dict(gt=same[n:], crop=crop[n:])
     assert L.mean_shape_baseline(tr, te) == pytest.approx(0.0, abs=1e-9)
+
+
+def test_pseudo_label_rounds_against_known_answers(tmp_path):
+    """A round whose pseudo-labels are the ground truth (in input pixels of
+    a crop that is not the whole image) scores near 0; random ones score
+    like random points; a bank of another size is refused."""
+    import json
+    rng = np.random.default_rng(1)
+    n = 60
+    gt = rng.uniform(40, 90, (n, 5, 2))
+    # a different crop box (offset and size) per image
+    x0 = rng.uniform(0, 30, (n, 2))
+    side = rng.uniform(100, 140, (n, 1))
+    crop = np.concatenate([x0, x0 + side], 1)
+    train = dict(gt=gt, crop=crop, input_size=np.tile([64., 64.], (n, 1)),
+                 pred=gt, valid=np.ones((n, 5), bool), paths=[''] * n)
+    # image -> input pixels of the crop (mmpose's top-down mapping)
+    exact = (gt - crop[:, None, :2]) / side[:, None] * 64.
+    kpts = np.concatenate([exact, exact + 1.0], 1)  # K = 10
+    valid = np.ones((n, 10), bool)
+    valid[::7, 3] = False
+    np.savez(tmp_path / 'round_001_iter_100.npz', keypoints=kpts,
+             valid=valid, labels=np.zeros((n, 10)), round=1, iteration=100)
+    json.dump(dict(stage='duld'), open(tmp_path / 'round_001_iter_100.json',
+                                       'w'))
+    np.savez(tmp_path / 'round_002_iter_200.npz',
+             keypoints=rng.uniform(0, 64, (n, 10, 2)), valid=valid,
+             labels=np.zeros((n, 10)), round=2, iteration=200)
+    rounds = L.pseudo_label_rounds(str(tmp_path), train)
+    assert [r['round'] for r in rounds] == [1, 2]
+    assert rounds[0]['stage'] == 'duld' and rounds[1]['stage'] is None
+    assert rounds[0]['valid'] == pytest.approx(valid.mean())
+    assert rounds[0]['forward'] < 1.0
+    assert rounds[1]['forward'] > 10 * rounds[0]['forward'] + 10
+    assert '| 1 | 100 | duld |' in L.rounds_table(rounds)
+    small = dict(train, gt=gt[:10], crop=crop[:10],
+                 input_size=train['input_size'][:10])
+    with pytest.raises(ValueError, match='training split 10'):
+        L.pseudo_label_rounds(str(tmp_path), small)

@@ -216,19 +216,38 @@ def main(argv=None) -> dict:
 
     table = L.markdown_table(results, LANDMARKS)
     verdict = L.verdict(results)
+    # the training targets of every clustering round, against the ground
+    # truth (bank rows follow the training split's dataset order, as the
+    # landmarks file of the evaluation does)
+    rounds = []
+    folder = osp.join(train_dir, 'pseudo_labels')
+    last = next((m for m in ('dldpp', 'duld') if m in runs), None)
+    if last and osp.isdir(folder):
+        entries = L.load_landmarks(runs[last]['landmarks'])
+        rounds = L.pseudo_label_rounds(folder,
+                                       L.split_arrays(entries, gt, 'train'))
     summary = dict(
         data_root=args.data_root, train_ann=args.train_ann,
         test_ann=args.test_ann, config=args.config,
         cfg_options=args.cfg_options, num_landmarks=k,
-        results=results, timings_s=timings, verdict=verdict,
-        picture=grid)
+        results=results, pseudo_label_rounds=rounds, timings_s=timings,
+        verdict=verdict, picture=grid)
     with open(osp.join(work, 'learnability.json'), 'w') as f:
         json.dump(summary, f, indent=1, default=str)
     with open(osp.join(work, 'learnability.md'), 'w') as f:
         f.write(f'# Learnability on {args.data_root}\n\n{table}\n')
         if verdict:
             f.write(f'{verdict}\n')
+        if rounds:
+            f.write('\nTraining pseudo-labels of every clustering round '
+                    'against the ground truth (training images, 2-fold):'
+                    f'\n\n{L.rounds_table(rounds)}')
         f.write(f'\nPicture: {grid}\nWall time: {timings["total_s"]:.0f} s\n')
+    if rounds:
+        print('\ntraining pseudo-labels by clustering round (forward / '
+              'backward NME %): ' + ', '.join(
+                  f'{r["round"]}: {r["forward"]:.1f} / {r["backward"]:.1f}'
+                  for r in rounds))
     print('\n' + table)
     if verdict:
         print(verdict)
