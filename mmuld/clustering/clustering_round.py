@@ -58,7 +58,8 @@ def cluster_pseudo_labels(keypoints: Tensor,
                           num_pose_clusters: int = 1,
                           seed: int = 0,
                           device: Optional[str] = None,
-                          near_border: Optional[Tensor] = None
+                          near_border: Optional[Tensor] = None,
+                          n_init: int = 1
                           ) -> Tuple[PseudoLabelBank, Dict[str, Tensor],
                                      Dict[str, float]]:
     """Cluster keypoint descriptors into pseudo-labels.
@@ -81,6 +82,8 @@ def cluster_pseudo_labels(keypoints: Tensor,
         device (str, optional): Clustering device (GPU when available).
         near_border (Tensor, optional): (P,) bool, keypoints within 2 map
             cells of the crop border or of padding (diagnostics only).
+        n_init (int): K-means runs from different seeds, the lowest
+            inertia kept (every K-means of the round). Defaults to 1.
 
     Returns:
         tuple: the :class:`PseudoLabelBank`, the centroids for inference
@@ -93,7 +96,7 @@ def cluster_pseudo_labels(keypoints: Tensor,
             f'whole training set, fewer than K={num_landmarks} clusters: '
             'lower test_cfg.score_thr or train the detector longer')
     k = num_landmarks
-    glob = kmeans(descriptors, k, seed=seed, device=device)
+    glob = kmeans(descriptors, k, seed=seed, device=device, n_init=n_init)
     stats = round_diagnostics(image_ids, num_images, glob.labels.cpu(), k,
                               near_border)
     stats.update(
@@ -109,7 +112,8 @@ def cluster_pseudo_labels(keypoints: Tensor,
     else:
         q = min(num_pose_clusters, num_images)
         tsc = two_stage_clustering(
-            codes, descriptors, image_ids, Q=q, K=k, seed=seed, device=device)
+            codes, descriptors, image_ids, Q=q, K=k, seed=seed, device=device,
+            n_init=n_init)
         perm = align_pose_clusters(tsc.centroids.cpu(), glob.centroids.cpu())
         pose = tsc.pose_labels.cpu().long()
         ex = torch.gather(tsc.exemplars.cpu(), 1, perm[pose])

@@ -294,7 +294,8 @@ def kmeans(x: ArrayLike,
            minibatch: bool = False,
            init_size: Optional[int] = None,
            device: Optional[Union[str, torch.device]] = None,
-           verbose: bool = False) -> KMeansResult:
+           verbose: bool = False,
+           n_init: int = 1) -> KMeansResult:
     """K-means clustering in torch.
 
     Lloyd mode (default): every iteration assigns all points to their
@@ -334,11 +335,24 @@ def kmeans(x: ArrayLike,
             selects CUDA when available.
         verbose (bool): Log the inertia of every iteration. Defaults to
             False.
+        n_init (int): Number of runs from different seeds (``seed``,
+            ``seed + 1``, ...); the one with the lowest inertia is returned
+            (scikit-learn's ``n_init``, faiss' ``nredo``). Defaults to 1.
 
     Returns:
         KMeansResult: centroids (k, D), labels (N,), inertia, n_iter,
         n_reseeds, converged. Tensors live on the compute device.
     """
+    if not isinstance(n_init, (int, np.integer)) or n_init < 1:
+        raise ValueError(f'n_init must be a positive integer, got {n_init!r}')
+    if n_init > 1:
+        if not isinstance(init, str):
+            raise ValueError('n_init > 1 needs a random init (k-means++ or '
+                             'random), not given centroids')
+        runs = (kmeans(x, k, n_iter, tol, int(seed) + i, init, batch_size,
+                       minibatch, init_size, device, verbose)
+                for i in range(int(n_init)))
+        return min(runs, key=lambda r: float(r.inertia))
     dev = resolve_device(device, x)
     x = as_points(x, 'x', dev)
     n = x.shape[0]

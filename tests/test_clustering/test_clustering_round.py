@@ -1,5 +1,6 @@
 # Copyright (c) mmuld contributors. All rights reserved.
 """Known-answer tests of a clustering round and of the pose alignment."""
+import pytest
 import torch
 
 from mmuld.clustering import two_stage_clustering
@@ -128,3 +129,25 @@ def test_two_stage_round_recovers_pose_labels_and_aligns_slots():
     raw = [tsc.kp_labels[(ids == i) & (truth >= 0)][
         torch.argsort(truth[(ids == i) & (truth >= 0)])] for i in (0, n - 1)]
     assert not torch.equal(raw[0], raw[1]), raw
+
+
+def test_round_keeps_the_best_of_n_init_kmeans_runs():
+    """``n_init`` reaches every K-means of a round (the round's inertia is
+    the lowest of the single-seed runs'), and the hook refuses a bad
+    value."""
+    from mmuld.engine.hooks import PseudoLabelHook
+    g = torch.Generator().manual_seed(0)
+    n = 30
+    desc = torch.randn(n * 12, 6, generator=g)
+    kpts = torch.rand(n * 12, 2, generator=g) * 60
+    ids = torch.arange(n).repeat_interleave(12)
+    inertia = []
+    for seed in range(4):
+        _, _, stats = cluster_pseudo_labels(kpts, desc, ids, n, K, seed=seed)
+        inertia.append(stats['inertia'])
+    _, _, best = cluster_pseudo_labels(kpts, desc, ids, n, K, seed=0,
+                                       n_init=4)
+    assert best['inertia'] == pytest.approx(min(inertia), rel=1e-5)
+    assert best['inertia'] < max(inertia)
+    with pytest.raises(ValueError, match='kmeans_n_init'):
+        PseudoLabelHook(kmeans_n_init=0)

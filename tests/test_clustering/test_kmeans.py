@@ -136,3 +136,21 @@ def test_assign_to_centroids(blobs):
     c_nan = np.concatenate([np.full((1, 16), np.nan, np.float32), c])
     labels2, _ = assign_to_centroids(x, c_nan, device='cpu')
     np.testing.assert_array_equal(labels2.numpy(), labels.numpy() + 1)
+
+
+def test_n_init_keeps_the_lowest_inertia():
+    """n_init runs from seeds seed, seed + 1, ... and keeps the best one;
+    on data where single runs end in different local minima it is never
+    worse than any of them and better than the worst."""
+    x, _ = make_blobs(n_samples=600, centers=12, n_features=4,
+                      cluster_std=1.5, random_state=3)
+    x = torch.from_numpy(x).float()
+    singles = [float(kmeans(x, 12, seed=s, device='cpu', n_iter=50).inertia)
+               for s in range(6)]
+    best = kmeans(x, 12, seed=0, device='cpu', n_iter=50, n_init=6)
+    assert float(best.inertia) == pytest.approx(min(singles), rel=1e-6)
+    assert max(singles) > min(singles) * 1.001  # the runs do differ
+    with pytest.raises(ValueError, match='n_init'):
+        kmeans(x, 3, n_init=0, device='cpu')
+    with pytest.raises(ValueError, match='n_init'):
+        kmeans(x, 3, init=x[:3], n_init=2, device='cpu')

@@ -77,6 +77,9 @@ class PseudoLabelHook(Hook):
             learning the targets of the last round then cannot starve the
             next one (the collapse spiral of docs/methods.md). 0 disables.
             Defaults to ``'k'``.
+        kmeans_n_init (int): K-means runs per clustering from different
+            seeds, the lowest inertia kept. Defaults to 10, the ``nredo``
+            of Mallis et al.'s faiss K-means (docs/methods.md).
     """
 
     priority = 'ABOVE_NORMAL'
@@ -91,7 +94,8 @@ class PseudoLabelHook(Hook):
                  final_round: bool = True,
                  candidates: str = 'dense',
                  dense_first_round: bool = True,
-                 min_candidates: Union[int, str] = 'k') -> None:
+                 min_candidates: Union[int, str] = 'k',
+                 kmeans_n_init: int = 10) -> None:
         if interval <= 0:
             raise ValueError('interval must be positive')
         for name, value in (('num_pose_clusters', num_pose_clusters),
@@ -110,6 +114,10 @@ class PseudoLabelHook(Hook):
             raise ValueError(f"min_candidates must be 'k' or an integer >= 0,"
                              f' got {min_candidates!r}')
         self.min_candidates = min_candidates
+        if not isinstance(kmeans_n_init, int) or kmeans_n_init < 1:
+            raise ValueError(f'PseudoLabelHook: kmeans_n_init='
+                             f'{kmeans_n_init!r} must be a positive integer')
+        self.kmeans_n_init = kmeans_n_init
         self.num_pose_clusters = num_pose_clusters
         self.batch_size = batch_size
         self.num_workers = num_workers
@@ -346,7 +354,8 @@ class PseudoLabelHook(Hook):
             bank, cents, stats = cluster_pseudo_labels(
                 kpts, desc, ids, num_images, model.num_landmarks,
                 codes=codes, num_pose_clusters=self.num_pose_clusters,
-                seed=self.seed, device=self.device, near_border=border)
+                seed=self.seed, device=self.device, near_border=border,
+                n_init=self.kmeans_n_init)
             payload = [(bank.state_dict(), cents, stats)]
         if get_world_size() > 1:
             broadcast_object_list(payload, src=0)
