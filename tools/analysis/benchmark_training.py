@@ -129,38 +129,41 @@ class PartTimer:
         self.totals[part] += seconds
 
 
+def _timed_forward(forward, timer: PartTimer):
+    """``forward`` timed as the aggregator's part; marks
+    ``timer.marks['agg_grad']`` when the gradient reaches its output (the
+    first tensor of a tuple) in the backward pass."""
+
+    def timed(*args, **kwargs):
+        t0 = timer.now()
+        out = forward(*args, **kwargs)
+        timer.add('agg_fwd', timer.now() - t0)
+        feat = out[0] if isinstance(out, (tuple, list)) else out
+        if feat.requires_grad:
+
+            def hook(grad):
+                timer.marks['agg_grad'] = timer.now()
+                return grad
+
+            feat.register_hook(hook)
+        return out
+
+    return timed
+
+
 def instrument(model, timer: PartTimer) -> None:
-    """Wrap the SD extractor and the aggregator of ``model`` with timers.
+    """Wrap the SD extractor and the aggregator of ``model`` with timers
+    (a trainable backbone other than SD is timed whole, as the
+    aggregator).
 
     Sets ``timer.marks['agg_grad']`` when the gradient reaches the
     aggregator output in the backward pass.
     """
     backbone = model.backbone
     if not is_sd(backbone):
-        # a trainable backbone (FeatureMapAdapter, ...): all of it is timed
-        # in the aggregator's column
-        aggregator = backbone
-        plain_forward = backbone.forward
-
-        def timed_backbone(x, *args, **kwargs):
-            t0 = timer.now()
-            out = plain_forward(x, *args, **kwargs)
-            timer.add('agg_fwd', timer.now() - t0)
-            feat = out[0] if isinstance(out, (tuple, list)) else out
-            if feat.requires_grad:
-
-                def hook(grad):
-                    timer.marks['agg_grad'] = timer.now()
-                    return grad
-
-                feat.register_hook(hook)
-            return out
-
-        backbone.forward = timed_backbone
+        backbone.forward = _timed_forward(backbone.forward, timer)
         return
     extract = backbone.extract_features
-    aggregator = backbone.aggregator
-    agg_forward = aggregator.forward
 
     def timed_extract(x):
         t0 = timer.now()
@@ -168,21 +171,9 @@ def instrument(model, timer: PartTimer) -> None:
         timer.add('sd', timer.now() - t0)
         return out
 
-    def timed_aggregate(feats, out_size):
-        t0 = timer.now()
-        out = agg_forward(feats, out_size)
-        timer.add('agg_fwd', timer.now() - t0)
-        if out.requires_grad:
-
-            def hook(grad):
-                timer.marks['agg_grad'] = timer.now()
-                return grad
-
-            out.register_hook(hook)
-        return out
-
     backbone.extract_features = timed_extract
-    aggregator.forward = timed_aggregate
+    backbone.aggregator.forward = _timed_forward(backbone.aggregator.forward,
+                                                 timer)
 
 
 def is_sd(backbone) -> bool:
