@@ -1,11 +1,11 @@
-# D-ULD++ on a 5-point face set with a trainable ResNet-18 (half width) in
+# D-ULD++ on a 5-point face set with a trainable ResNet-18 (quarter width) in
 # place of Stable Diffusion: the CPU default of the learnability benchmark
 # (tools/analysis/learnability.py; the README's main job). The stage order,
 # losses and clustering are those of configs/dldpp_aflw.py; the schedule is
 # shortened to minutes on 2 CPU cores and the learning rates raised to match.
 _base_ = [
     './_base_/default_runtime.py', './_base_/models/dldpp_resnet.py',
-    './_base_/datasets/face_world.py'
+    './_base_/schedules/dldpp_schedule.py', './_base_/datasets/face_world.py'
 ]
 
 stages = [
@@ -39,15 +39,8 @@ stages = [
 ]
 model = dict(stages=stages)
 cluster_interval = 100
-train_cfg = dict(
-    type='IterBasedTrainLoop',
-    max_iters=sum(s['iters'] for s in stages),
-    val_interval=10**9)
-test_cfg = dict()
-optim_wrapper = dict(
-    optimizer=dict(type='Adam', lr=1e-3, betas=(0.9, 0.999)),
-    clip_grad=dict(max_norm=10.0))
-param_scheduler = []
+train_cfg = dict(max_iters=sum(s['iters'] for s in stages))
+optim_wrapper = dict(optimizer=dict(lr=1e-3))
 custom_hooks = [
     dict(type='NaNLossHook'),
     dict(type='ULDStageHook'),

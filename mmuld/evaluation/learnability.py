@@ -7,6 +7,7 @@ with like. Inputs are the ``landmarks.json`` files written by
 :class:`LandmarkDumpMetric` (image pixels, one entry per image, with the
 crop box of each input) and the 5-point COCO annotation files.
 """
+import glob
 import json
 import os.path as osp
 from typing import Dict, List, Optional, Sequence, Tuple
@@ -14,6 +15,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import cv2
 import numpy as np
 
+from mmuld.models.utils.coords import input_to_image_coords
 from .functional import (forward_backward_nme, interocular_distance,
                          per_landmark_accuracy)
 
@@ -158,11 +160,10 @@ def pseudo_label_rounds(folder: str, train: dict,
         ValueError: A round's bank has another number of rows than the
             training split.
     """
-    import glob
     out = []
     n = len(train['gt'])
     crop = train['crop']
-    centre = (crop[:, :2] + crop[:, 2:]) / 2
+    centre = (crop[:, :2] + crop[:, 2:]) / 2  # crop = centre -+ scale / 2
     scale = crop[:, 2:] - crop[:, :2]
     for path in sorted(glob.glob(osp.join(folder, 'round_*.npz'))):
         data = np.load(path)
@@ -170,9 +171,11 @@ def pseudo_label_rounds(folder: str, train: dict,
         if len(kpts) != n:
             raise ValueError(f'{path} has {len(kpts)} images, the training '
                              f'split {n}')
-        size = np.asarray(train['input_size'], dtype=np.float64)
-        img = kpts / size[:, None] * scale[:, None] + \
-            centre[:, None] - 0.5 * scale[:, None]
+        img = np.stack([
+            input_to_image_coords(kpts[i], centre[i], scale[i],
+                                  train['input_size'][i]).numpy()
+            for i in range(n)
+        ]).astype(np.float64)
         half = n // 2
         folds = [(slice(0, half), slice(half, n)),
                  (slice(half, n), slice(0, half))]

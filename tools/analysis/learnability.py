@@ -179,7 +179,7 @@ def main(argv=None) -> dict:
     gt = {}
     for ann in (args.train_ann, args.test_ann):
         gt.update(L.load_gt(_abs(args.data_root, ann), args.data_root))
-    results, grid_rows, arrays = {}, {}, {}
+    results, grid_rows, arrays, train_arrays = {}, {}, {}, {}
     k = int(cfg.model.num_landmarks)
     band_of = None
     for method in METHODS:
@@ -197,6 +197,7 @@ def main(argv=None) -> dict:
         results[NAMES[method]] = dict(
             L.score(tr, te, band), runner_metrics=runs[method]['metrics'])
         arrays[method] = te
+        train_arrays[method] = tr
     if band_of is None:
         raise RuntimeError('no method was evaluated')
     tr, te, band = band_of
@@ -223,9 +224,7 @@ def main(argv=None) -> dict:
     folder = osp.join(train_dir, 'pseudo_labels')
     last = next((m for m in ('dldpp', 'duld') if m in runs), None)
     if last and osp.isdir(folder):
-        entries = L.load_landmarks(runs[last]['landmarks'])
-        rounds = L.pseudo_label_rounds(folder,
-                                       L.split_arrays(entries, gt, 'train'))
+        rounds = L.pseudo_label_rounds(folder, train_arrays[last])
     summary = dict(
         data_root=args.data_root, train_ann=args.train_ann,
         test_ann=args.test_ann, config=args.config,

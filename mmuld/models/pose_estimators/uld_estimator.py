@@ -325,9 +325,8 @@ class ULDEstimator(BasePoseEstimator):
                     'dense_max_keypoints', min(256, h * w // 4))))
             # cells above the threshold, and at least the min_keypoints
             # highest of every image
-            rank = torch.arange(valid.shape[1], device=valid.device)
-            valid = valid & ((scores > thr) | (rank < min_keypoints)[None])
-            kpts, scores = kpts * valid[..., None], scores * valid
+            kpts, scores, valid = self._keep_at_least(
+                heat, kpts, scores, valid, thr, min_keypoints, border)
         else:
             kpts, scores, valid = heatmap_nms(
                 heat,
@@ -357,10 +356,11 @@ class ULDEstimator(BasePoseEstimator):
     def _keep_at_least(heat: Tensor, kpts: Tensor, scores: Tensor,
                        valid: Tensor, thr: float, n: int,
                        border: int) -> Tuple[Tensor, Tensor, Tensor]:
-        """NMS peaks above ``thr``, and at least ``n`` per image.
+        """Keypoints (NMS peaks or dense cells, sorted by score) above
+        ``thr``, and at least ``n`` per image.
 
-        The highest peaks stay even below ``thr``; where a smooth map has
-        fewer than ``n`` peaks at all, its highest other cells are added.
+        The highest ones stay even below ``thr``; where a smooth map has
+        fewer than ``n`` NMS peaks at all, its highest other cells are added.
         """
         rank = torch.arange(valid.shape[1], device=valid.device)
         valid = valid & ((scores > thr) | (rank < n)[None])
