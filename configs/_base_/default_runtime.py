@@ -23,10 +23,12 @@ env_cfg = dict(
 model_wrapper_cfg = dict(
     type='MMDistributedDataParallel', find_unused_parameters=True)
 
-# visualizer: one fixed colour per discovered landmark
+# visualizer: one fixed colour per discovered landmark. No fixed `name`:
+# the Runner names it after the run, so a second Runner in the same process
+# (tools/analysis/learnability.py, tests) writes to its own work_dir instead
+# of reusing the first run's visualizer
 vis_backends = [dict(type='LocalVisBackend')]
-visualizer = dict(
-    type='ULDLocalVisualizer', vis_backends=vis_backends, name='visualizer')
+visualizer = dict(type='ULDLocalVisualizer', vis_backends=vis_backends)
 
 log_processor = dict(
     type='LogProcessor', window_size=50, by_epoch=False, num_digits=6)

@@ -146,14 +146,22 @@ class PseudoLabelBank:
             iteration=torch.zeros((), dtype=torch.long))
 
     @classmethod
-    def from_buffers(cls, buffers: Mapping[str, Tensor],
-                     prefix: str = '') -> Optional['PseudoLabelBank']:
+    def from_buffers(
+            cls,
+            buffers: Mapping[str, Tensor],
+            prefix: str = '',
+            scalars: Optional[Mapping[str, int]] = None
+    ) -> Optional['PseudoLabelBank']:
         """The bank held by buffers (or a state dict), without copying.
 
         Args:
             buffers (Mapping[str, Tensor]): Output of :meth:`to_buffers`, a
                 model's named buffers or its ``state_dict``.
             prefix (str): Prefix of the keys, e.g. :data:`BANK_BUFFER_PREFIX`.
+            scalars (Mapping[str, int], optional): Known values of
+                ``round`` and ``iteration`` (read instead of their buffers:
+                reading a CUDA buffer waits for the device). Defaults to
+                None.
 
         Returns:
             PseudoLabelBank, optional: None when the buffers hold no bank
@@ -164,6 +172,9 @@ class PseudoLabelBank:
             return None
         kwargs = {}
         for f in fields(cls):
+            if scalars is not None and f.name in scalars:
+                kwargs[f.name] = int(scalars[f.name])
+                continue
             v = buffers[prefix + f.name]
             if f.name in ('round', 'iteration'):
                 v = int(v)

@@ -147,3 +147,18 @@ def test_bad_hook_values_fail_at_build():
         StageSchedule([dict(name='dlpp', iters=3)])
     with pytest.raises(ValueError, match='stage duld: lr=0 must be positive'):
         StageSchedule([dict(name='duld', iters=3, lr=0)])
+
+
+def test_two_runs_in_one_process_log_to_their_own_work_dirs(
+        pipeline_cfg, tmp_path):
+    """A second Runner in the same process (learnability.py trains several
+    methods) gets its own visualizer, so its scalars land in its work_dir."""
+    dirs = []
+    for name in ('first', 'second'):
+        cfg = pipeline_cfg(tmp_path / name, name)
+        runner = Runner.from_cfg(cfg)
+        backend = runner.visualizer._vis_backends['LocalVisBackend']
+        dirs.append(osp.realpath(backend._save_dir))
+        assert dirs[-1].startswith(osp.realpath(str(tmp_path / name))), (
+            name, dirs[-1])
+    assert dirs[0] != dirs[1]

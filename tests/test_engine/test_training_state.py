@@ -145,3 +145,38 @@ def test_bank_buffers_round_trip():
     assert PseudoLabelBank.from_buffers(
         PseudoLabelBank.empty_buffers()) is None
     assert PseudoLabelBank.from_buffers({}) is None
+
+
+def test_model_reads_the_bank_round_without_reading_its_buffers():
+    """The model keeps host copies of the bank's round and iteration (a
+    CUDA buffer read every iteration would wait for the device); loading a
+    state dict refreshes them from the loaded buffers."""
+    from mmengine.config import Config
+
+    from mmuld.registry import MODELS
+    from mmuld.utils import register_all_modules
+    register_all_modules()
+    cfg = Config.fromfile('configs/dldpp_face_world_cpu.py')
+    model, other = MODELS.build(cfg.model), MODELS.build(cfg.model)
+
+    def bank(rnd, it):
+        return PseudoLabelBank(
+            keypoints=torch.zeros(2, 10, 2), valid=torch.ones(2, 10).bool(),
+            labels=torch.arange(10).repeat(2, 1),
+            pose_labels=torch.zeros(2, dtype=torch.long),
+            round=rnd, iteration=it)
+
+    model.set_pseudo_labels(bank(5, 17))
+    # a buffer that cannot be read: the property must not read it
+    model.uld_pl_round = torch.empty((), dtype=torch.long, device='meta')
+    model.uld_pl_iteration = torch.empty((), dtype=torch.long, device='meta')
+    got = model.pseudo_labels
+    assert (got.round, got.iteration) == (5, 17)
+    model.uld_pl_round = torch.zeros((), dtype=torch.long)
+    model.uld_pl_iteration = torch.zeros((), dtype=torch.long)
+    other.set_pseudo_labels(bank(2, 9))
+    model.load_state_dict(other.state_dict())
+    got = model.pseudo_labels
+    assert (got.round, got.iteration) == (2, 9)
+    model.set_pseudo_labels(None)
+    assert model.pseudo_labels is None

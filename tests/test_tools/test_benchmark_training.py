@@ -67,3 +67,32 @@ def test_trainable_backbone_config(capsys):
     assert 'schedule: 850 iterations' in out
     with pytest.raises(ValueError, match='Stable Diffusion'):
         tool.main([cfg, '--tiny', '--iters', '1'])
+
+
+def test_meta_device_counts_the_flops_of_a_real_run(capsys):
+    """``--device meta`` counts the FLOPs the CPU run performs, without
+    computing: the same SD and aggregator FLOPs in every stage, and the
+    bootstrapping pair doubles the SD work of one batch."""
+    tool = _load_tool()
+    common = [CONFIG, '--tiny', '--iters', '1', '--warmup', '0',
+              '--img-size', '32']
+    cpu = tool.main(common + ['--device', 'cpu', '--flops'])
+    meta = tool.main(common + ['--device', 'meta'])
+    out = capsys.readouterr().out
+    assert 'time floor at 989 TFLOP/s' in out
+    assert 'needs' in out and '% of the peak' in out
+    assert set(meta) == set(cpu) == {'bootstrap', 'duld', 'proxy', 'dldpp'}
+    for stage in meta:
+        m, c = meta[stage], cpu[stage]
+        for part in ('vae', 'unet', 'aggregator'):
+            assert m[part] > 0
+            assert m[part] == c[part], (stage, part)
+        assert m['total'] == pytest.approx(
+            m['vae'] + m['unet'] + m['aggregator'] + m['rest'])
+        # selections count every element on meta: an upper bound
+        assert c['rest'] <= m['rest'] <= 1.5 * c['rest']
+    assert meta['bootstrap']['total'] == cpu['bootstrap']['total']
+    for part in ('vae', 'unet'):
+        assert meta['bootstrap'][part] == 2 * meta['duld'][part]
+    # the aggregator trains in D-ULD (backward too), is frozen in D-ULD++
+    assert meta['duld']['aggregator'] > 2 * meta['dldpp']['aggregator']

@@ -22,6 +22,22 @@ device at each boundary (``torch.cuda.synchronize`` + ``perf_counter``;
 the backward boundary is a gradient hook on the aggregator output). It
 ends with the projected wall time of the config's full schedule.
 
+``--device meta`` counts instead of timing, on any machine: the model
+(with ``--sd15-random``, the SD-1.5 architecture) is built on PyTorch's
+``meta`` device, where operators only compute shapes, and one iteration
+of every stage runs under ``FlopCounterMode`` (which counts matrix
+products, convolutions and attention; element-wise work such as
+GroupNorm, activations and the optimizer step is memory-bound and not
+counted, and the step is skipped). It prints the FLOPs of an iteration
+split into the VAE encoder, the UNet, the aggregator (forward and
+backward) and the rest (heads and losses), the time an
+iteration would take at ``--peak-tflops`` (default 989: an H100 SXM's
+dense bf16 peak) and the share of that peak the schedule needs to average
+``--target`` seconds per iteration. Boolean selections count every element
+as selected (an upper bound; the masks of this model are nearly all true).
+This answers, without a GPU, whether a time target is reachable at all.
+``--flops`` adds the same split to the timed table on a real device.
+
 A config with any other backbone (e.g. ``configs/dldpp_face_world_cpu.py``:
 a ResNet through ``FeatureMapAdapter``, trained from scratch) is built as
 it is; its whole backbone (forward + backward) is timed in the
@@ -39,8 +55,12 @@ Examples::
         --sd15-random --device cuda --naive
     python tools/analysis/benchmark_training.py \
         configs/dldpp_face_world_cpu.py --img-size 128 --iters 5
+    # FLOPs of the real model, and the time floor on an H100, on a CPU
+    python tools/analysis/benchmark_training.py configs/dldpp_aflw.py \
+        --sd15-random --device meta
 """
 import argparse
+import contextlib
 import resource
 import tempfile
 import time
@@ -99,11 +119,21 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     cp.add_argument('--no-cp', action='store_true',
                     help='no activation checkpointing (default: the '
                     'config\'s agg_cfg)')
+    parser.add_argument('--compile', action='store_true',
+                        help='torch.compile the aggregator\'s bottlenecks '
+                        '(agg_cfg compile=True; the warm-up iteration '
+                        'compiles)')
     parser.add_argument('--sd-input-size', type=int, default=None,
                         help='override the backbone\'s sd_input_size '
                         '(0: none)')
     parser.add_argument('--flops', action='store_true',
                         help='also count FLOPs of one iteration per stage')
+    parser.add_argument('--peak-tflops', type=float, default=989.,
+                        help='accelerator peak (TFLOP/s) for the time floor '
+                        'of --device meta (default: H100 SXM dense bf16)')
+    parser.add_argument('--target', type=float, default=0.1,
+                        help='s/iter averaged over the schedule whose '
+                        'needed share of the peak --device meta prints')
     parser.add_argument('--profile', action='store_true',
                         help='also print the top operators of one '
                         'iteration per stage (torch.profiler)')
@@ -240,12 +270,14 @@ def build(args, device: torch.device):
     bb = cfg.model.backbone
     sd = bb.get('type') == 'StableDiffusionBackbone'
     if not sd and (args.tiny or args.sd15_random or args.with_cp
-                   or args.no_cp or args.sd_input_size is not None):
+                   or args.no_cp or args.compile
+                   or args.sd_input_size is not None):
         raise ValueError(
-            f'{args.config}: --tiny, --sd15-random, --with-cp, --no-cp and '
-            '--sd-input-size apply to the Stable Diffusion backbone; this '
+            f'{args.config}: --tiny, --sd15-random, --with-cp, --no-cp, '
+            '--compile and --sd-input-size apply to the Stable Diffusion '
+            'backbone; this '
             f'config uses {bb.get("type")}')
-    tiny = sd and (args.tiny or (device.type == 'cpu'
+    tiny = sd and (args.tiny or (device.type in ('cpu', 'meta')
                                  and not args.sd15_random))
     tmp = None
     if args.naive:
@@ -270,6 +302,8 @@ def build(args, device: torch.device):
             agg_cfg['fast'] = False
         if args.with_cp or args.no_cp:
             agg_cfg['with_cp'] = bool(args.with_cp)
+        if args.compile:
+            agg_cfg['compile'] = True
         bb.agg_cfg = agg_cfg
         if args.sd_input_size is not None:
             bb.sd_input_size = args.sd_input_size or None
@@ -298,6 +332,88 @@ def build(args, device: torch.device):
     return cfg, model, optim_wrapper, bsz, img, tiny, tmp
 
 
+FLOP_PARTS = ('vae', 'unet', 'aggregator', 'rest')
+
+
+def flop_split(counter, model,
+               sd_counter=None) -> Dict[str, float]:
+    """FLOPs of an iteration counted by ``counter`` (a
+    ``FlopCounterMode`` opened before the model's first call), by part.
+
+    Args:
+        counter (FlopCounterMode): The finished counter.
+        model (nn.Module): The benchmarked model.
+        sd_counter (FlopCounterMode, optional): A counter of the SD
+            extraction alone (it ends the UNet call with an exception, so
+            the outer counter would go on crediting later modules to the
+            UNet).
+
+    Returns:
+        dict: ``total``, ``vae`` (encoder), ``unet``, ``aggregator`` (or the
+        whole trainable backbone of a non-SD config; forward and backward)
+        and ``rest`` (heads and losses).
+    """
+    # the counter names a module by the class of the first module it saw
+    # (its root) and the attribute path below it
+    counts = {
+        name: float(sum(by_op.values()))
+        for name, by_op in counter.get_flop_counts().items()
+    }
+    bb = model.backbone
+    out = dict(total=counts.get('Global', 0.))
+    if is_sd(bb):
+        sd = {
+            name: float(sum(by_op.values()))
+            for name, by_op in sd_counter.get_flop_counts().items()
+        }
+        out['vae'] = sd.get(type(bb.vae.encoder).__name__, 0.)
+        out['unet'] = sd.get('Global', 0.) - out['vae']
+        out['aggregator'] = counts.get(f'{type(bb).__name__}.aggregator', 0.)
+    else:
+        out['vae'] = out['unet'] = 0.
+        out['aggregator'] = counts.get(type(bb).__name__, 0.)
+    out['rest'] = max(
+        out['total'] - out['vae'] - out['unet'] - out['aggregator'], 0.)
+    return out
+
+
+def format_flops(flops: float) -> str:
+    """``flops`` in TFLOP, or GFLOP below 0.1 TFLOP."""
+    if flops >= 1e11:
+        return f'{flops / 1e12:.2f} TFLOP'
+    return f'{flops / 1e9:.2f} GFLOP'
+
+
+def count_iteration(model, optim_wrapper, inputs, samples,
+                    timer: 'PartTimer') -> Dict[str, float]:
+    """One iteration under ``FlopCounterMode``; its FLOPs by part."""
+    from torch.utils.flop_counter import FlopCounterMode
+    bb = model.backbone
+    sd_counter = FlopCounterMode(display=False)
+    if is_sd(bb):
+        extract = bb.extract_features
+
+        def counted_extract(x):
+            with sd_counter:
+                return extract(x)
+
+        bb.extract_features = counted_extract
+    # the CPU's fused attention kernel has no FLOP formula: count the
+    # attention of the CPU through the math backend (as on meta; CUDA's
+    # kernels have formulas)
+    attention = contextlib.nullcontext()
+    if timer.device.type == 'cpu':
+        from torch.nn.attention import SDPBackend, sdpa_kernel
+        attention = sdpa_kernel(SDPBackend.MATH)
+    try:
+        with attention, FlopCounterMode(display=False) as counter:
+            run_iteration(model, optim_wrapper, inputs, samples, timer)
+    finally:
+        if is_sd(bb):
+            bb.extract_features = extract
+    return flop_split(counter, model, sd_counter)
+
+
 def run_iteration(model, optim_wrapper, inputs, samples,
                   timer: PartTimer) -> None:
     timer.marks.clear()
@@ -308,7 +424,10 @@ def run_iteration(model, optim_wrapper, inputs, samples,
     t1 = timer.now()
     optim_wrapper.backward(loss)
     t2 = timer.now()
-    optim_wrapper.step()
+    if timer.device.type != 'meta':
+        # on meta, the step (element-wise, no counted FLOPs) is skipped:
+        # gradient clipping reads the norm back
+        optim_wrapper.step()
     optim_wrapper.zero_grad()
     t3 = timer.now()
     agg_grad = timer.marks.get('agg_grad', t2)
@@ -360,7 +479,64 @@ def summarise(totals: Dict[str, float], iters: int) -> Dict[str, float]:
     return out
 
 
-def main(argv: Optional[List[str]] = None) -> None:
+def count_stages(args, model, optim_wrapper, stages: List[Stage], inputs,
+                 samples, timer: PartTimer, bsz: int, img: int,
+                 num_pose: int,
+                 gen: torch.Generator) -> Dict[str, Dict[str, float]]:
+    """``--device meta``: FLOPs of one iteration per stage and the time
+    floor at ``args.peak_tflops`` (see the module docstring).
+
+    Returns:
+        dict: Stage name -> :func:`flop_split` of one iteration.
+    """
+    import torch.fx.experimental._config as fx_config
+
+    # nonzero on meta: every element selected (an upper bound)
+    fx_config.meta_nonzero_assume_all_nonzero = True
+    peak = args.peak_tflops * 1e12
+    print(f'FLOPs of one iteration (meta device: counted, not run); time '
+          f'floor at {args.peak_tflops:g} TFLOP/s')
+    print(f'{"stage":10s} {"FLOP/iter":>13s} '
+          + ' '.join(f'{p:>11s}' for p in FLOP_PARTS)
+          + f' {"s/iter at peak":>15s}')
+    total_flops = 0.
+    total_iters = 0
+    results = {}
+    for stage in stages:
+        if args.stages and stage.name not in args.stages:
+            continue
+        apply_stage(model, optim_wrapper, stage)
+        if stage.pseudo_labels is not None:
+            model.set_pseudo_labels(
+                random_bank(model, bsz, img, num_pose, stage.two_stage, gen))
+        flops = count_iteration(model, optim_wrapper, inputs, samples, timer)
+        t = flops['total']
+        shares = ' '.join(f'{100 * flops[p] / max(t, 1.):10.1f}%'
+                          for p in FLOP_PARTS)
+        print(f'{stage.name:10s} {format_flops(t):>13s} {shares} '
+              f'{t / peak:15.4f}')
+        total_flops += stage.iters * t
+        total_iters += stage.iters
+        results[stage.name] = flops
+    if total_iters:
+        avg = total_flops / total_iters
+        print(f'schedule: {total_iters} iterations, average '
+              f'{format_flops(avg)}/iter; at the peak {avg / peak:.3f} '
+              f's/iter, {total_flops / peak / 3600:.2f} h; averaging '
+              f'{args.target:g} s/iter needs '
+              f'{100 * avg / (args.target * peak):.0f}% of the peak '
+              f'(stages run: {", ".join(results)})')
+    return results
+
+
+def main(argv: Optional[List[str]] = None) -> Dict[str, Dict[str, float]]:
+    """Run the benchmark.
+
+    Returns:
+        dict: Stage name -> figures: ``s_iter``, ``peak`` (GB) and, with
+        ``--flops``, the :func:`flop_split` entries; with ``--device meta``
+        only the :func:`flop_split` entries.
+    """
     args = parse_args(argv)
     if args.iters < 1:
         raise ValueError(f'--iters must be >= 1, got {args.iters}')
@@ -392,7 +568,8 @@ def main(argv: Optional[List[str]] = None) -> None:
               f'out_stride: {bb.out_stride}, '
               f'timesteps: {len(bb.timesteps)}, layers: {len(bb.layers)}, '
               f'aggregator: {"fast" if bb.aggregator.fast else "naive"}'
-              f'{" + checkpointing" if bb.aggregator.with_cp else ""}, '
+              f'{" + checkpointing" if bb.aggregator.with_cp else ""}'
+              f'{" + compiled" if bb.aggregator.compile else ""}, '
               f'bootstrap loss: {loss_mode}, '
               f'amp: {"bf16" if args.amp else "off"}')
     else:
@@ -409,6 +586,9 @@ def main(argv: Optional[List[str]] = None) -> None:
         ds.set_metainfo(dict(sample_idx=i, input_size=(img, img)))
         samples.append(ds)
     timer = PartTimer(device)
+    if device.type == 'meta':
+        return count_stages(args, model, optim_wrapper, stages, inputs,
+                            samples, timer, bsz, img, num_pose, gen)
     instrument(model, timer)
     header = (f'{"stage":10s} {"s/iter":>8s} {"img/s":>8s} {"peak":>10s} '
               + ' '.join(f'{p:>12s}' for p in PARTS))
@@ -416,6 +596,7 @@ def main(argv: Optional[List[str]] = None) -> None:
     total_time = 0.
     total_iters = 0
     rows = []
+    results = {}
     for stage in stages:
         if args.stages and stage.name not in args.stages:
             continue
@@ -427,10 +608,8 @@ def main(argv: Optional[List[str]] = None) -> None:
             run_iteration(model, optim_wrapper, inputs, samples, timer)
         flops = None
         if args.flops:
-            from torch.utils.flop_counter import FlopCounterMode
-            with FlopCounterMode(display=False) as counter:
-                run_iteration(model, optim_wrapper, inputs, samples, timer)
-            flops = counter.get_total_flops()
+            flops = count_iteration(model, optim_wrapper, inputs, samples,
+                                    timer)
         if device.type == 'cuda':
             torch.cuda.synchronize(device)
             torch.cuda.reset_peak_memory_stats(device)
@@ -448,7 +627,9 @@ def main(argv: Optional[List[str]] = None) -> None:
         shares = ' '.join(
             f'{100 * summ[p] / max(t, 1e-12):11.1f}%' for p in PARTS)
         print(f'{stage.name:10s} {t:8.3f} {bsz / t:8.2f} {peak_s:>10s} '
-              f'{shares}' + (f'  {flops / 1e12:.2f} TFLOP/iter'
+              f'{shares}' + (f'  {format_flops(flops["total"])}/iter ('
+                             + ', '.join(f'{p} {format_flops(flops[p])}'
+                                         for p in FLOP_PARTS) + ')'
                              if flops is not None else ''))
         if args.profile:
             profile_iteration(model, optim_wrapper, inputs, samples, timer)
@@ -456,6 +637,7 @@ def main(argv: Optional[List[str]] = None) -> None:
         total_time += iters * t
         total_iters += iters
         rows.append((stage.name, t, peak))
+        results[stage.name] = dict(s_iter=t, peak=peak, **(flops or {}))
     if device.type != 'cuda':
         print('* peak on the CPU: process max RSS')
     if total_iters:
@@ -463,6 +645,7 @@ def main(argv: Optional[List[str]] = None) -> None:
               f'{total_time / total_iters:.3f} s/iter, projected wall time '
               f'{total_time / 3600:.2f} h (stages run: '
               f'{", ".join(r[0] for r in rows)})')
+    return results
 
 
 if __name__ == '__main__':

@@ -12,7 +12,8 @@
 # ITERS=n: timed iterations per stage (3); PROFILE=1: top operators of the
 # fast path; QUICK=1: only the training benchmarks and the CUDA tests.
 # Takes about 4 minutes on an H200 (install 20 s, each training benchmark
-# about 40 s, the test runs about 20 s each).
+# about 40 s, the test runs about 20 s each), plus the compiled run
+# (compilation not yet timed on a GPU).
 set -u
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$ROOT"
@@ -97,6 +98,9 @@ run naive256 150 $BT --naive --no-cp --sd-input-size 0
 run fast256_amp 150 $BT --amp --no-cp --sd-input-size 0 \
     ${PROFILE:+--profile}
 run fast256_amp_cp 120 $BT --amp --with-cp --sd-input-size 0
+# the aggregator's bottlenecks through torch.compile (not yet measured on
+# a GPU; the warm-up iteration of each stage compiles)
+run fast256_amp_compile 300 $BT --amp --no-cp --sd-input-size 0 --compile
 # the paper configs' default: SD at 512 px
 run fast512_amp_cp 150 $BT --amp
 if [ -n "${QUICK:-}" ]; then  # a rerun: the CUDA tests only

@@ -27,7 +27,9 @@ model = dict(
         sd_input_size=sd_input_size,
         # recompute the aggregator's bottlenecks in the backward pass: the
         # same numbers, bootstrapping in 17 GB instead of about 53 GB at
-        # batch 12, about 5-10 % more time (docs/methods.md)
+        # batch 12, about 5-10 % more time (docs/methods.md). compile=True
+        # would run the bottlenecks through torch.compile (same numbers; not
+        # yet measured on a GPU)
         agg_cfg=dict(with_cp=True)),
     detector_head=dict(type='ULDDetectorHead', in_channels=agg_channels),
     descriptor_head=dict(

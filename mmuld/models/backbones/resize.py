@@ -6,6 +6,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from ..utils.precision import autocast_dtype
+
 _CACHE: Dict[tuple, Tensor] = {}
 
 
@@ -76,9 +78,7 @@ def separable_resize(x: Tensor,
     """
     h, w = x.shape[-2:]
     out_h, out_w = int(size[0]), int(size[1])
-    dtype = x.dtype
-    if torch.is_autocast_enabled(x.device.type):
-        dtype = torch.get_autocast_dtype(x.device.type)
+    dtype = autocast_dtype(x.device.type) or x.dtype
     if (out_h, out_w) == (h, w):
         return x
     # each product is one folded GEMM (a 2-D right operand), never a

@@ -100,7 +100,7 @@ class StableDiffusionBackbone(BaseModule):
             Defaults to None (SD sees the crop as it is).
         agg_cfg (dict, optional): Extra arguments of
             :class:`HyperFeatureAggregator` (``fast``, ``with_cp``,
-            ``mid_channels``). Defaults to None.
+            ``compile``, ``mid_channels``). Defaults to None.
         dtype (str): ``'bf16' | 'fp16' | 'fp32'`` for the SD parts on CUDA.
             Defaults to ``'bf16'``.
         autocast (bool): Use ``torch.autocast`` instead of casting the SD

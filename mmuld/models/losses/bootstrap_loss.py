@@ -9,6 +9,7 @@ from torch import Tensor, nn
 from mmuld.registry import MODELS
 from ..utils.affine import invert_affine, transform_points
 from ..utils.keypoint_ops import input_to_map_coords, map_to_input_coords
+from ..utils.precision import autocast_off
 
 
 def dense_correspondences(height: int, width: int, matrices: Tensor,
@@ -251,7 +252,7 @@ class BootstrapLoss(nn.Module):
             query similarities) and the argmax over x of ``g_{j*}``.
         """
         dev_type = fx.device.type
-        with torch.autocast(dev_type, enabled=False):
+        with autocast_off(dev_type):
             fx, fy = fx.float(), fy.float()
             n = fx.shape[1]
             chunk = max(1, self.chunk_elements // max(fx.shape[0] * n, 1))
@@ -306,10 +307,9 @@ class BootstrapLoss(nn.Module):
                                             invert_affine(matrices), stride)
         nll = torch.cat([nll_a, nll_b], dim=1)
         valid = torch.cat([v_a, v_b], dim=1)
-        if valid.any():
-            loss_desc = nll[valid].mean()
-        else:
-            loss_desc = nll.sum() * 0.0
+        # mean over the valid queries (0 if none) without a host sync
+        count = valid.sum().clamp(min=1).to(nll.dtype)
+        loss_desc = torch.where(valid, nll, nll.new_zeros(())).sum() / count
         loss_kpt = torch.cat([bce_a, bce_b], dim=1).mean()
         w = self.loss_weight
         return dict(

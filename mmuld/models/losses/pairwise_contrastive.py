@@ -91,9 +91,9 @@ def pairwise_contrastive_loss(features: Tensor,
     pos_d = dist if not squared else dist.pow(2)
     hinge = (margin - dist).clamp(min=0)
     neg_d = hinge if not squared else hinge.pow(2)
+    # each term: the mean over its pairs, 0 without any (no host sync)
     loss = zero
-    if same.any():
-        loss = loss + pos_d[same].mean()
-    if diff.any():
-        loss = loss + neg_d[diff].mean()
+    for mask, term in ((same, pos_d), (diff, neg_d)):
+        count = mask.sum().clamp(min=1).to(term.dtype)
+        loss = loss + torch.where(mask, term, term.new_zeros(())).sum() / count
     return loss

@@ -178,6 +178,9 @@ class ULDEstimator(BasePoseEstimator):
         # the pseudo-label bank of the last round (uld_pl_keypoints, ...)
         for name, value in PseudoLabelBank.empty_buffers().items():
             self.register_buffer(BANK_BUFFER_PREFIX + name, value)
+        # host copies of the bank's round / iteration buffers (reading a
+        # CUDA buffer every iteration would wait for the device)
+        self._pl_scalars: Optional[Dict[str, int]] = None
 
     def _check_objective(self, objective: str) -> None:
         """Refuse a last-stage objective whose pseudo-labels the stage
@@ -219,13 +222,19 @@ class ULDEstimator(BasePoseEstimator):
         device = self.uld_centroids.device
         for name, value in values.items():
             setattr(self, BANK_BUFFER_PREFIX + name, value.to(device))
+        self._pl_scalars = None if bank is None else dict(
+            round=int(bank.round), iteration=int(bank.iteration))
 
     @property
     def pseudo_labels(self) -> Optional[PseudoLabelBank]:
         """PseudoLabelBank, optional: The pseudo-labels of the last
         clustering round (a view of the buffers), None before the first."""
-        return PseudoLabelBank.from_buffers(
-            dict(self.named_buffers(recurse=False)), BANK_BUFFER_PREFIX)
+        bank = PseudoLabelBank.from_buffers(
+            dict(self.named_buffers(recurse=False)), BANK_BUFFER_PREFIX,
+            self._pl_scalars)
+        if bank is not None and self._pl_scalars is None:
+            self._pl_scalars = dict(round=bank.round, iteration=bank.iteration)
+        return bank
 
     def set_centroids(self, centroids: Tensor,
                       pose_centroids: Optional[Tensor] = None) -> None:
@@ -249,6 +258,7 @@ class ULDEstimator(BasePoseEstimator):
                      for n in PseudoLabelBank.empty_buffers())
         adopt_buffer_shapes(self, state_dict, prefix,
                             _CENTROID_BUFFERS + bank)
+        self._pl_scalars = None  # read again from the loaded buffers
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     def train(self, mode: bool = True) -> 'ULDEstimator':

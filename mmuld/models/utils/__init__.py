@@ -8,6 +8,7 @@ from .coords import (as_float_tensor, image_to_input_coords,
 from .keypoint_ops import (heatmap_nms, input_to_map_coords,
                            map_to_input_coords, render_gaussian_heatmap,
                            render_gaussian_heatmaps, sample_descriptors)
+from .precision import autocast_dtype, autocast_off
 
 __all__ = [
     'AffinePair', 'affine_matrices', 'invert_affine', 'random_affine_matrices',
@@ -15,5 +16,6 @@ __all__ = [
     'build_conv_stack', 'as_float_tensor', 'image_to_input_coords',
     'input_to_image_coords', 'roi_to_input', 'heatmap_nms',
     'input_to_map_coords', 'map_to_input_coords', 'render_gaussian_heatmap',
-    'render_gaussian_heatmaps', 'sample_descriptors'
+    'render_gaussian_heatmaps', 'sample_descriptors', 'autocast_dtype',
+    'autocast_off'
 ]

@@ -171,3 +171,37 @@ def test_fast_equals_naive_cuda_fp32_and_bf16():
     with torch.autocast('cuda', dtype=torch.bfloat16):
         out16 = fast([f.bfloat16() for f in feats], OUT)
     assert (out16.float() - ref).abs().max() / ref.abs().max() < 5e-2
+
+
+@pytest.mark.parametrize('with_cp', [
+    pytest.param(False, marks=pytest.mark.slow),  # about 15 s cold
+    True,
+])
+def test_compiled_bottlenecks_compute_the_same(with_cp):
+    """``compile=True`` (torch.compile of the bottlenecks) gives the eager
+    output and gradients, with and without checkpointing, and stores
+    nothing in the module (state dict and deepcopy unchanged)."""
+    import copy
+    torch.manual_seed(0)
+    # one upsampled layer (forward_projected), one at the output size
+    agg = HyperFeatureAggregator([16, 8], 2, 16, with_cp=with_cp).train()
+    gen = torch.Generator().manual_seed(1)
+    feats = [torch.randn(2, 2, 16, 4, 4, generator=gen),
+             torch.randn(2, 2, 8, 8, 8, generator=gen)]
+
+    def run(model):
+        model.zero_grad()
+        out = model(feats, (8, 8))
+        (out * torch.linspace(-1, 1, out.numel()).view_as(out)).sum() \
+            .backward()
+        return out.detach(), [p.grad.clone() for p in model.parameters()]
+
+    ref, ref_grads = run(agg)
+    keys = set(agg.state_dict())
+    agg.compile = True
+    out, grads = run(agg)
+    torch.testing.assert_close(out, ref, rtol=1e-5, atol=1e-5)
+    for g, r in zip(grads, ref_grads):
+        torch.testing.assert_close(g, r, rtol=1e-4, atol=1e-5)
+    assert set(agg.state_dict()) == keys
+    copy.deepcopy(agg)
