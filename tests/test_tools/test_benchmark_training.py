@@ -19,8 +19,8 @@ def _load_tool():
 
 def test_tiny_runs_every_stage(capsys):
     tool = _load_tool()
-    tool.main([CONFIG, '--tiny', '--iters', '2', '--warmup', '0',
-               '--img-size', '32', '--device', 'cpu'])
+    res = tool.main([CONFIG, '--tiny', '--iters', '2', '--warmup', '0',
+                     '--img-size', '32', '--device', 'cpu'])
     out = capsys.readouterr().out
     rows = {line.split()[0]: line.split() for line in out.splitlines()
             if line.split()}
@@ -37,6 +37,12 @@ def test_tiny_runs_every_stage(capsys):
         # SD and the aggregator ran and took time in every stage
         assert shares[0] > 0 and shares[1] > 0
     assert 'projected wall time' in out
+    # CPU peak: weights and the tensors of an iteration;
+    # bootstrapping trains the aggregator on twice the images of the
+    # frozen-aggregator stages
+    assert 'TensorMemoryTracker' in out
+    assert all(r['peak'] > 0 for r in res.values())
+    assert res['bootstrap']['peak'] > res['proxy']['peak']
     # 50k + 100k + 50k + 100k iterations of configs/dldpp_aflw.py
     assert 'schedule: 300000 iterations' in out
 

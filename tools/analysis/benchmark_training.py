@@ -14,7 +14,8 @@ are synthetic random images (the data pipeline is not timed).
 
 Per stage it prints seconds per iteration, images per second (images of
 the batch; bootstrapping feeds twice as many through the network), peak
-memory (CUDA ``max_memory_allocated``; on the CPU the process max RSS) and
+memory (CUDA ``max_memory_allocated``; on the CPU the tensor memory of one
+more iteration, counted by :class:`TensorMemoryTracker`) and
 the share of the iteration spent in the frozen SD extractor, the
 aggregator (forward + backward), the heads and losses (forward +
 backward), the optimizer step and the rest. The split synchronises the
@@ -61,7 +62,6 @@ Examples::
 """
 import argparse
 import contextlib
-import resource
 import tempfile
 import time
 from collections import defaultdict
@@ -78,6 +78,8 @@ from mmuld.models.pose_estimators.stages import Stage, schedule_of
 from mmuld.registry import MODELS
 from mmuld.testing import build_tiny_sd
 from mmuld.utils import register_all_modules
+from mmuld.utils.tensor_memory import (TensorMemoryTracker,
+                                       optimizer_state_tensors)
 
 PARTS = ('sd', 'aggregator', 'heads_losses', 'optimizer', 'other')
 
@@ -436,6 +438,7 @@ def run_iteration(model, optim_wrapper, inputs, samples,
     timer.add('agg_bwd', t2 - agg_grad)
     timer.add('optimizer', t3 - t2)
     timer.add('total', t3 - t0)
+    timer.add('iterations', 1)
 
 
 def profile_iteration(model, optim_wrapper, inputs, samples,
@@ -465,8 +468,31 @@ def profile_iteration(model, optim_wrapper, inputs, samples,
         print(f'    {ms:8.2f} ms {share:5.1f}%  {evt.key[:70]}')
 
 
-def summarise(totals: Dict[str, float], iters: int) -> Dict[str, float]:
-    per = {k: v / iters for k, v in totals.items()}
+def tensor_peak(model, optim_wrapper, inputs, samples,
+                timer: PartTimer) -> int:
+    """Peak tensor memory (bytes) of one iteration on a device without
+    ``max_memory_allocated`` (the CPU): the weights (the frozen SD ones
+    too), buffers, optimizer states and inputs, plus every tensor created
+    while it runs (:class:`TensorMemoryTracker`)."""
+    tracker = TensorMemoryTracker()
+    tracker.add_existing(model.parameters())
+    tracker.add_existing(model.buffers())
+    bb = model.backbone
+    if is_sd(bb):
+        tracker.add_existing(bb.unet.parameters())
+        tracker.add_existing(bb.vae.parameters())
+    tracker.add_existing(optimizer_state_tensors(optim_wrapper.optimizer))
+    tracker.add_existing([inputs])
+    with tracker:
+        run_iteration(model, optim_wrapper, inputs, samples, timer)
+    return tracker.peak
+
+
+def summarise(totals: Dict[str, float]) -> Dict[str, float]:
+    """Seconds per iteration of each part, over the iterations the
+    totals hold."""
+    per = {k: v / max(totals.get('iterations', 0), 1)
+           for k, v in totals.items()}
     out = dict(
         sd=per.get('sd', 0.),
         aggregator=per.get('agg_fwd', 0.) + per.get('agg_bwd', 0.),
@@ -616,13 +642,16 @@ def main(argv: Optional[List[str]] = None) -> Dict[str, Dict[str, float]]:
         timer.totals.clear()
         for _ in range(args.iters):
             run_iteration(model, optim_wrapper, inputs, samples, timer)
+        # before the untimed, tracked iteration below adds to the totals
+        summ = summarise(timer.totals)
         if device.type == 'cuda':
             peak = torch.cuda.max_memory_allocated(device) / 1e9
             peak_s = f'{peak:7.2f} GB'
         else:
-            peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6
-            peak_s = f'{peak:5.2f} GB*'
-        summ = summarise(timer.totals, args.iters)
+            peak = tensor_peak(model, optim_wrapper, inputs, samples,
+                               timer) / 1e9
+            peak_s = (f'{peak:6.2f} GB*'
+                      if peak >= 1 else f'{peak * 1e3:6.1f} MB*')
         t = summ['total']
         shares = ' '.join(
             f'{100 * summ[p] / max(t, 1e-12):11.1f}%' for p in PARTS)
@@ -639,7 +668,9 @@ def main(argv: Optional[List[str]] = None) -> Dict[str, Dict[str, float]]:
         rows.append((stage.name, t, peak))
         results[stage.name] = dict(s_iter=t, peak=peak, **(flops or {}))
     if device.type != 'cuda':
-        print('* peak on the CPU: process max RSS')
+        print('* peak on the CPU: tensor memory of one more iteration '
+              '(TensorMemoryTracker: weights, optimizer states and every '
+              'tensor alive; no allocator overhead)')
     if total_iters:
         print(f'schedule: {total_iters} iterations, average '
               f'{total_time / total_iters:.3f} s/iter, projected wall time '
