@@ -65,7 +65,7 @@ import contextlib
 import tempfile
 import time
 from collections import defaultdict
-from typing import Dict, List, Optional
+from typing import Dict, Iterator, List, Optional
 
 import torch
 from mmengine.config import Config, DictAction
@@ -505,6 +505,22 @@ def summarise(totals: Dict[str, float]) -> Dict[str, float]:
     return out
 
 
+def enter_stages(args, model, optim_wrapper, stages: List[Stage], bsz: int,
+                 img: int, num_pose: int,
+                 gen: torch.Generator) -> Iterator[Stage]:
+    """Yield the stages selected by ``--stages``, each after switching the
+    model to it (:func:`apply_stage`) and, for the self-training stages,
+    handing it random pseudo-labels of the batch."""
+    for stage in stages:
+        if args.stages and stage.name not in args.stages:
+            continue
+        apply_stage(model, optim_wrapper, stage)
+        if stage.pseudo_labels is not None:
+            model.set_pseudo_labels(
+                random_bank(model, bsz, img, num_pose, stage.two_stage, gen))
+        yield stage
+
+
 def count_stages(args, model, optim_wrapper, stages: List[Stage], inputs,
                  samples, timer: PartTimer, bsz: int, img: int,
                  num_pose: int,
@@ -528,13 +544,8 @@ def count_stages(args, model, optim_wrapper, stages: List[Stage], inputs,
     total_flops = 0.
     total_iters = 0
     results = {}
-    for stage in stages:
-        if args.stages and stage.name not in args.stages:
-            continue
-        apply_stage(model, optim_wrapper, stage)
-        if stage.pseudo_labels is not None:
-            model.set_pseudo_labels(
-                random_bank(model, bsz, img, num_pose, stage.two_stage, gen))
+    for stage in enter_stages(args, model, optim_wrapper, stages, bsz, img,
+                              num_pose, gen):
         flops = count_iteration(model, optim_wrapper, inputs, samples, timer)
         t = flops['total']
         shares = ' '.join(f'{100 * flops[p] / max(t, 1.):10.1f}%'
@@ -623,13 +634,8 @@ def main(argv: Optional[List[str]] = None) -> Dict[str, Dict[str, float]]:
     total_iters = 0
     rows = []
     results = {}
-    for stage in stages:
-        if args.stages and stage.name not in args.stages:
-            continue
-        apply_stage(model, optim_wrapper, stage)
-        if stage.pseudo_labels is not None:
-            model.set_pseudo_labels(
-                random_bank(model, bsz, img, num_pose, stage.two_stage, gen))
+    for stage in enter_stages(args, model, optim_wrapper, stages, bsz, img,
+                              num_pose, gen):
         for _ in range(args.warmup):
             run_iteration(model, optim_wrapper, inputs, samples, timer)
         flops = None
