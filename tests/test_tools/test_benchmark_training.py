@@ -85,6 +85,9 @@ def test_meta_device_counts_the_flops_of_a_real_run(capsys):
     cpu = tool.main(common + ['--device', 'cpu', '--flops'])
     meta = tool.main(common + ['--device', 'meta'])
     out = capsys.readouterr().out
+    # the meta-only setting does not outlive the count
+    import torch.fx.experimental._config as fx_config
+    assert not fx_config.meta_nonzero_assume_all_nonzero
     assert 'time floor at 989 TFLOP/s' in out
     assert 'needs' in out and '% of the peak' in out
     assert set(meta) == set(cpu) == {'bootstrap', 'duld', 'proxy', 'dldpp'}

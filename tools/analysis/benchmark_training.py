@@ -534,7 +534,15 @@ def count_stages(args, model, optim_wrapper, stages: List[Stage], inputs,
     import torch.fx.experimental._config as fx_config
 
     # nonzero on meta: every element selected (an upper bound)
-    fx_config.meta_nonzero_assume_all_nonzero = True
+    with fx_config.patch(meta_nonzero_assume_all_nonzero=True):
+        return _count_stages(args, model, optim_wrapper, stages, inputs,
+                             samples, timer, bsz, img, num_pose, gen)
+
+
+def _count_stages(args, model, optim_wrapper, stages: List[Stage], inputs,
+                  samples, timer: PartTimer, bsz: int, img: int,
+                  num_pose: int,
+                  gen: torch.Generator) -> Dict[str, Dict[str, float]]:
     peak = args.peak_tflops * 1e12
     print(f'FLOPs of one iteration (meta device: counted, not run); time '
           f'floor at {args.peak_tflops:g} TFLOP/s')
