@@ -15,7 +15,8 @@ with ``--tiny`` (default on the CPU) the tiny test model of
   defaults to 790, the dense bf16 figure used for the H100 in
   ``docs/environment.md`` (the data-sheet value of an H100 SXM is 989);
   pass the peak of your card and dtype;
-* peak memory (CUDA: ``max_memory_allocated``; CPU: process max RSS);
+* peak memory (CUDA: ``max_memory_allocated``; CPU: the tensors of one
+  forward and the weights, counted by ``TensorMemoryTracker``);
 * speed-up over the naive extractor (fp32, one image and one timestep per
   full UNet call, features copied to the host), measured in the same run,
   and the largest relative difference between the two feature sets;
@@ -39,10 +40,9 @@ Examples::
 """
 import argparse
 import os.path as osp
-import resource
 import tempfile
 import time
-from typing import Callable
+from typing import Callable, List, Optional
 
 import torch
 from mmengine.config import Config
@@ -51,11 +51,12 @@ from torch.utils.flop_counter import FlopCounterMode
 from mmuld.models.backbones import (SDComponents, StableDiffusionBackbone,
                                     random_sd15_components)
 from mmuld.testing import build_tiny_sd
+from mmuld.utils.tensor_memory import TensorMemoryTracker
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 
 
-def parse_args() -> argparse.Namespace:
+def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description='Benchmark the SD backbone')
     parser.add_argument(
         '--device',
@@ -91,7 +92,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument('--peak-tflops', type=float, default=None,
                         help='accelerator peak TFLOP/s for --dtype '
                         '(default: 790 on CUDA, none on the CPU)')
-    return parser.parse_args()
+    return parser.parse_args(argv)
 
 
 def sd15_components(device: torch.device) -> SDComponents:
@@ -131,8 +132,8 @@ def timed(fn: Callable, device: torch.device, iters: int) -> float:
     return (time.perf_counter() - start) / iters
 
 
-def main() -> None:
-    args = parse_args()
+def main(argv: Optional[List[str]] = None) -> None:
+    args = parse_args(argv)
     device = torch.device(args.device)
     tiny = args.tiny or (device.type == 'cpu' and not args.full)
     img = args.img_size or (64 if tiny else 512)
@@ -176,8 +177,15 @@ def main() -> None:
         if device.type == 'cuda':
             peak_mem = torch.cuda.max_memory_allocated(device) / 2**30
         else:
-            peak_mem = resource.getrusage(
-                resource.RUSAGE_SELF).ru_maxrss / 2**20
+            # the tensors of one more forward, on top of the weights
+            tracker = TensorMemoryTracker()
+            for part in (model, model.unet, model.vae):
+                tracker.add_existing(part.parameters())
+            tracker.add_existing(model.buffers())
+            tracker.add_existing([x])
+            with tracker:
+                model(x)
+            peak_mem = tracker.peak / 2**30
         batched = model.extract_features(x)
         t_crop = None
         if model.sd_input_size not in (None, (img, img)):
@@ -216,8 +224,9 @@ def main() -> None:
               f'{ips_extract:.2f} img/s against {bsz / t_crop:.2f} img/s '
               f'with SD at the {img} px crop ({t_extract / t_crop:.2f}x '
               'the time)')
-    print(f'peak memory: {peak_mem:.2f} GiB '
-          f'({"CUDA allocated" if device.type == "cuda" else "max RSS"})')
+    print(f'peak memory: {peak_mem:.2f} GiB ('
+          + ('CUDA allocated' if device.type == 'cuda' else
+             'tensors of a forward, TensorMemoryTracker') + ')')
 
 
 if __name__ == '__main__':
