@@ -498,10 +498,11 @@ class ULDEstimator(BasePoseEstimator):
         pl, losses = batch.pseudo_labels, batch.losses
         desc_map = self.descriptor_head(batch.feats)
         desc = sample_descriptors(desc_map, pl['keypoints'], self.stride)
-        valid = pl['valid'].reshape(-1)
+        # the loss selects the valid descriptors itself (one selection,
+        # instead of two boolean indexings that each wait for the device)
         losses['loss_descriptor'] = self.loss_descriptor(
-            desc.reshape(-1, desc.shape[-1])[valid],
-            pl['labels'].reshape(-1)[valid])
+            desc.reshape(-1, desc.shape[-1]), pl['labels'].reshape(-1),
+            valid=pl['valid'].reshape(-1))
         return losses
 
     def _elbo_terms(self, batch: SelfTrainingBatch) -> dict:
