@@ -5,6 +5,7 @@ import pytest
 from mmuld.evaluation.functional import (INTEROCULAR_PRESETS,
                                          forward_backward_nme,
                                          interocular_distance)
+from mmuld.testing import oracle_ridge
 
 
 def _faces(n, seed=0):
@@ -141,23 +142,13 @@ def test_repeats_subsets_and_errors():
                              norm)
 
 
-def _oracle_ridge(x_tr, y_tr, x_te, alpha_rel):
-    """Closed-form centred ridge, penalty alpha_rel * max(Xc^T Xc)."""
-    xm, ym = x_tr.mean(0), y_tr.mean(0)
-    xc = x_tr - xm
-    gram = xc.T @ xc
-    w = np.linalg.solve(gram + alpha_rel * gram.max() * np.eye(len(gram)),
-                        xc.T @ (y_tr - ym))
-    return (x_te - xm) @ w + ym
-
-
 def oracle_nme(pred_tr, gt_tr, pred_te, gt_te, norm, fa, ba):
     """Forward / backward NME (%) with every landmark valid."""
     n, m = len(pred_tr), len(pred_te)
-    y_hat = _oracle_ridge(pred_tr.reshape(n, -1), gt_tr.reshape(n, -1),
-                          pred_te.reshape(m, -1), fa).reshape(gt_te.shape)
-    x_hat = _oracle_ridge(gt_tr.reshape(n, -1), pred_tr.reshape(n, -1),
-                          gt_te.reshape(m, -1), ba).reshape(pred_te.shape)
+    y_hat = oracle_ridge(pred_tr.reshape(n, -1), gt_tr.reshape(n, -1),
+                         pred_te.reshape(m, -1), fa).reshape(gt_te.shape)
+    x_hat = oracle_ridge(gt_tr.reshape(n, -1), pred_tr.reshape(n, -1),
+                         gt_te.reshape(m, -1), ba).reshape(pred_te.shape)
     fwd = np.linalg.norm(y_hat - gt_te, axis=-1) / norm[:, None]
     bwd = np.linalg.norm(x_hat - pred_te, axis=-1) / norm[:, None]
     return fwd.mean() * 100, bwd.mean() * 100

@@ -8,6 +8,7 @@ import torch
 
 from mmuld.evaluation import RegressionNMEMetric
 from mmuld.registry import METRICS
+from mmuld.testing import oracle_ridge
 
 ROOT = osp.join(osp.dirname(__file__), '..', '..', 'data', 'face_samples')
 
@@ -52,16 +53,6 @@ def _data_samples(samples, k=8, noise=0.0, seed=0, tensors=False,
     return out
 
 
-def _ridge(x_tr, y_tr, x_te, alpha_rel):
-    """Closed-form centred ridge, penalty alpha_rel * max(Xc^T Xc)."""
-    xm, ym = x_tr.mean(0), y_tr.mean(0)
-    xc = x_tr - xm
-    gram = xc.T @ xc
-    w = np.linalg.solve(gram + alpha_rel * gram.max() * np.eye(len(gram)),
-                        xc.T @ (y_tr - ym))
-    return (x_te - xm) @ w + ym
-
-
 def _oracle(data_samples, fa, ba):
     """Forward / backward NME (%) of fully visible predictions, with the
     inter-ocular distance of GT points 0 and 1."""
@@ -75,8 +66,8 @@ def _oracle(data_samples, fa, ba):
         parts[split] = pred.reshape(len(sel), -1), gt.reshape(len(sel), -1)
     (p_tr, g_tr), (p_te, g_te) = parts['train'], parts['test']
     norm = np.linalg.norm(g_te[:, 0:2] - g_te[:, 2:4], axis=-1)[:, None]
-    y_hat = _ridge(p_tr, g_tr, p_te, fa)
-    x_hat = _ridge(g_tr, p_tr, g_te, ba)
+    y_hat = oracle_ridge(p_tr, g_tr, p_te, fa)
+    x_hat = oracle_ridge(g_tr, p_tr, g_te, ba)
     m = len(p_te)
     fwd = np.linalg.norm((y_hat - g_te).reshape(m, -1, 2), axis=-1) / norm
     bwd = np.linalg.norm((x_hat - p_te).reshape(m, -1, 2), axis=-1) / norm
