@@ -337,6 +337,16 @@ def build(args, device: torch.device):
 FLOP_PARTS = ('vae', 'unet', 'aggregator', 'rest')
 
 
+def flops_by_module(counter) -> Dict[str, float]:
+    """Total FLOPs per module name of a ``FlopCounterMode`` (which names a
+    module by the class of the first module it saw, its root, and the
+    attribute path below it; ``'Global'`` is everything)."""
+    return {
+        name: float(sum(by_op.values()))
+        for name, by_op in counter.get_flop_counts().items()
+    }
+
+
 def flop_split(counter, model,
                sd_counter=None) -> Dict[str, float]:
     """FLOPs of an iteration counted by ``counter`` (a
@@ -355,19 +365,11 @@ def flop_split(counter, model,
         whole trainable backbone of a non-SD config; forward and backward)
         and ``rest`` (heads and losses).
     """
-    # the counter names a module by the class of the first module it saw
-    # (its root) and the attribute path below it
-    counts = {
-        name: float(sum(by_op.values()))
-        for name, by_op in counter.get_flop_counts().items()
-    }
+    counts = flops_by_module(counter)
     bb = model.backbone
     out = dict(total=counts.get('Global', 0.))
     if is_sd(bb):
-        sd = {
-            name: float(sum(by_op.values()))
-            for name, by_op in sd_counter.get_flop_counts().items()
-        }
+        sd = flops_by_module(sd_counter)
         out['vae'] = sd.get(type(bb.vae.encoder).__name__, 0.)
         out['unet'] = sd.get('Global', 0.) - out['vae']
         out['aggregator'] = counts.get(f'{type(bb).__name__}.aggregator', 0.)
