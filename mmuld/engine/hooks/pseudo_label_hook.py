@@ -258,7 +258,6 @@ class PseudoLabelHook(Hook):
             num_workers=self.num_workers,
             collate_fn=pseudo_collate)
 
-    @torch.no_grad()
     def min_keypoints(self, model) -> int:
         """Keypoint candidates kept per image even below the score
         threshold: K (``min_candidates='k'``) or a fixed number."""
@@ -266,8 +265,16 @@ class PseudoLabelHook(Hook):
             return int(model.num_landmarks)
         return int(self.min_candidates or 0)
 
+    @torch.no_grad()
     def _extract(self, runner: Runner, with_codes: bool,
                  dense: bool = False) -> Dict[str, list]:
+        """Keypoints, descriptors (and codes) of the whole training set.
+
+        Runs without autograd: a round stores only plain tensors, so the
+        memory it holds is what it stores, whatever the number of images
+        (with autograd on, every stored slice would keep its batch's graph
+        alive until the round ends).
+        """
         model = self._model(runner)
         loader = self._build_loader(runner)
         was_training = model.training
