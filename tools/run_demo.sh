@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The main job: does D-ULD++ discover landmarks? On a freshly drawn face
 # world with known eye, nose and mouth positions (tools/misc/
-# make_synthetic_faces.py), train D-ULD++ with a CPU-sized trainable backbone
-# (its stage-2 checkpoint is D-ULD), run ZeroShot on the bootstrapped
+# make_synthetic_world.py face), train D-ULD++ with a CPU-sized trainable
+# backbone (its stage-2 checkpoint is D-ULD), run ZeroShot on the bootstrapped
 # backbone, and compare all three with the mean-shape and random-point
 # baselines (tools/analysis/learnability.py). About 2 minutes on 2 CPU
 # cores after set-up. Prints the table and the path of the picture grid.
@@ -19,7 +19,7 @@ WORK="${WORK_DIR:-work_dirs/learnability}"
 DATA="${FACE_WORLD:-work_dirs/face_world}"
 SEED="${SEED:-0}"
 if [ ! -f "$DATA/annotations/test.json" ]; then
-  "$PY" tools/misc/make_synthetic_faces.py "$DATA" --num-train 400 \
+  "$PY" tools/misc/make_synthetic_world.py face "$DATA" --num-train 400 \
     --num-test 150 --seed "$SEED"
 fi
 "$PY" tools/analysis/learnability.py --data-root "$DATA" \

@@ -86,16 +86,54 @@ def test_face_world_files_load_in_uld_face_dataset(tmp_path):
     assert json.load(open(other['train'])) == json.load(open(paths['train']))
 
 
+def test_wide_yaw_hides_the_far_parts():
+    """At +-75 degrees of yaw the far eye and mouth corner turn behind the
+    head and their points are marked hidden (what of them faces away is
+    not drawn); at the default +-30 degrees nothing is hidden."""
+    hidden = 0
+    for seed in range(150):
+        _, kpts, info = render_face(
+            np.random.default_rng(seed),
+            FaceWorldConfig(yaw=75, rotation=0), return_masks=True)
+        vis = info['visible']
+        if abs(info['yaw']) > 70:
+            far = (1, 4) if info['yaw'] > 0 else (0, 3)
+            assert not vis[list(far)].any(), (seed, info['yaw'], vis)
+            hidden += 1
+        assert vis[2]  # the nose tip sticks out towards the viewer
+    assert hidden >= 3
+    for seed in range(20):
+        _, _, info = render_face(np.random.default_rng(seed))
+        assert info['visible'].all()
+
+
+def test_hidden_points_are_labelled_not_visible(tmp_path):
+    make_face_world(str(tmp_path), num_train=30, num_test=2, seed=1,
+                    cfg=FaceWorldConfig(yaw=80))
+    data = json.load(open(tmp_path / 'annotations' / 'train.json'))
+    vis = np.array([a['keypoints'][2::3] for a in data['annotations']])
+    assert (vis == 1).any() and (vis == 2).any()
+
+
 def test_cli_writes_the_world_and_refuses_bad_ranges(tmp_path):
-    tool = osp.join(ROOT, 'tools', 'misc', 'make_synthetic_faces.py')
+    tool = osp.join(ROOT, 'tools', 'misc', 'make_synthetic_world.py')
     out = subprocess.run(
-        [sys.executable, tool, str(tmp_path / 'w'), '--num-train', '2',
-         '--num-test', '1', '--rotation', '10', '--clutter', '0', '0'],
+        [sys.executable, tool, 'face', str(tmp_path / 'w'), '--num-train',
+         '2', '--num-test', '1', '--rotation', '10', '--clutter', '0', '0'],
         capture_output=True, text=True, cwd=ROOT)
     assert out.returncode == 0, out.stderr
     cfg = json.load(open(tmp_path / 'w' / 'face_world.json'))
     assert cfg['rotation'] == 10 and cfg['clutter'] == [0, 0]
+    assert cfg['category'] == 'face'
     bad = subprocess.run(
-        [sys.executable, tool, str(tmp_path / 'x'), '--yaw', '95'],
+        [sys.executable, tool, 'face', str(tmp_path / 'x'), '--yaw', '95'],
         capture_output=True, text=True, cwd=ROOT)
     assert bad.returncode != 0 and 'yaw' in bad.stderr
+    cats = subprocess.run(
+        [sys.executable, tool, 'cat', str(tmp_path / 'c'), '--num-train',
+         '2', '--num-test', '1', '--stripes-prob', '1'],
+        capture_output=True, text=True, cwd=ROOT)
+    assert cats.returncode == 0, cats.stderr
+    data = json.load(open(tmp_path / 'c' / 'annotations' / 'test.json'))
+    names = data['categories'][0]['keypoints']
+    assert names[3:] == ['left_ear_tip', 'right_ear_tip']

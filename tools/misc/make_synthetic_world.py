@@ -1,15 +1,20 @@
 # Copyright (c) mmuld contributors. All rights reserved.
-"""Draw a face world with known landmarks (5-point COCO jsons + PNGs).
+"""Draw a world with known landmarks (COCO keypoint jsons + PNGs).
 
-Example::
+Examples::
 
-    .venv/bin/python tools/misc/make_synthetic_faces.py data/face_world \\
-        --num-train 400 --num-test 150 --seed 0
+    # the main job's face world
+    .venv/bin/python tools/misc/make_synthetic_world.py face data/face_world
+    # wide poses: +-60 degrees of roll, +-75 of yaw (far parts hidden)
+    .venv/bin/python tools/misc/make_synthetic_world.py face data/wide \\
+        --rotation 60 --yaw 75 --seed 3
+    # another category: cat heads (eyes, nose, ear tips)
+    .venv/bin/python tools/misc/make_synthetic_world.py cat data/cats
 
 Writes ``OUT_DIR/images/``, ``OUT_DIR/annotations/{train,test}.json``
-(whole-image boxes; left eye, right eye, nose tip, left and right mouth
-corner) and ``OUT_DIR/face_world.json`` (the ranges used). Train and test
-come from disjoint random streams of ``--seed``.
+(whole-image boxes, 5 named points per image; hidden points have
+visibility 1) and ``OUT_DIR/<category>_world.json`` (the ranges used).
+Train and test come from disjoint random streams of ``--seed``.
 """
 import argparse
 import os.path as osp
@@ -20,45 +25,48 @@ ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
 
-from mmuld.datasets.synthetic_faces import (FaceWorldConfig,  # noqa: E402
-                                            make_face_world)
+from mmuld.datasets.synthetic_worlds import WORLDS, make_world  # noqa: E402
 
 
 def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
-    p.add_argument('out_dir', help='output folder (created)')
-    p.add_argument('--num-train', type=int, default=400)
-    p.add_argument('--num-test', type=int, default=150)
-    p.add_argument('--seed', type=int, default=0)
-    defaults = FaceWorldConfig()
-    for f in fields(FaceWorldConfig):
-        value = getattr(defaults, f.name)
-        flag = '--' + f.name.replace('_', '-')
-        if isinstance(value, tuple):
-            p.add_argument(flag, type=type(value[0]), nargs=2,
-                           default=list(value), metavar=('LOW', 'HIGH'),
-                           help=f'range (default {value[0]} {value[1]})')
-        else:
-            p.add_argument(flag, type=type(value), default=value,
-                           help=f'(default {value})')
+    sub = p.add_subparsers(dest='category', required=True,
+                           metavar='{' + ','.join(WORLDS) + '}')
+    for name, world in WORLDS.items():
+        q = sub.add_parser(name, help=f'a {name} world')
+        q.add_argument('out_dir', help='output folder (created)')
+        q.add_argument('--num-train', type=int, default=400)
+        q.add_argument('--num-test', type=int, default=150)
+        q.add_argument('--seed', type=int, default=0)
+        defaults = world.config()
+        for f in fields(world.config):
+            value = getattr(defaults, f.name)
+            flag = '--' + f.name.replace('_', '-')
+            if isinstance(value, tuple):
+                q.add_argument(flag, type=type(value[0]), nargs=2,
+                               default=list(value), metavar=('LOW', 'HIGH'),
+                               help=f'range (default {value[0]} {value[1]})')
+            else:
+                q.add_argument(flag, type=type(value), default=value,
+                               help=f'(default {value})')
     return p.parse_args(argv)
 
 
 def main(argv=None) -> dict:
     args = parse_args(argv)
+    world = WORLDS[args.category]
     kw = {}
-    for f in fields(FaceWorldConfig):
+    for f in fields(world.config):
         v = getattr(args, f.name)
         kw[f.name] = tuple(v) if isinstance(v, list) else v
     try:
-        cfg = FaceWorldConfig(**kw)
-        paths = make_face_world(args.out_dir, args.num_train, args.num_test,
-                                args.seed, cfg)
+        paths = make_world(args.category, args.out_dir, args.num_train,
+                           args.num_test, args.seed, world.config(**kw))
     except ValueError as e:
-        sys.exit(f'make_synthetic_faces: {e}')
-    print(f'face world: {args.num_train} train + {args.num_test} test '
-          f'images in {args.out_dir}; annotations {paths["train"]}, '
-          f'{paths["test"]}')
+        sys.exit(f'make_synthetic_world: {e}')
+    print(f'{args.category} world: {args.num_train} train + '
+          f'{args.num_test} test images in {args.out_dir}; annotations '
+          f'{paths["train"]}, {paths["test"]}')
     return paths
 
 

@@ -1,5 +1,5 @@
 # A 5-point COCO face set with whole-image (or given) boxes, e.g. the face
-# world of tools/misc/make_synthetic_faces.py (images/, annotations/).
+# world of tools/misc/make_synthetic_world.py face (images/, annotations/).
 # Crops stay inside the image (CropInsideImage): no artificial border.
 dataset_type = 'ULDFaceDataset'
 data_root = 'data/face_world/'
