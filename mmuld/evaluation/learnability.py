@@ -5,7 +5,12 @@ Used by ``tools/analysis/learnability.py``: every method and baseline is
 scored by the same code from the same inputs, so the table compares like
 with like. Inputs are the ``landmarks.json`` files written by
 :class:`LandmarkDumpMetric` (image pixels, one entry per image, with the
-crop box of each input) and the 5-point COCO annotation files.
+crop box of each input) and COCO keypoint annotation files of any number
+of named points (``categories[0].keypoints``). Besides the NME, every
+method gets the accuracy of each ground-truth part, its worst part and the
+spread of its landmarks (:func:`~mmuld.evaluation.functional.
+part_coverage`): a low NME from landmarks bunched on one part is not
+discovery.
 """
 import glob
 import json
@@ -17,7 +22,14 @@ import numpy as np
 
 from mmuld.models.utils.coords import input_to_image_coords
 from .functional import (forward_backward_nme, interocular_distance,
-                         per_landmark_accuracy)
+                         part_coverage)
+
+#: A part is *hit* in an image when a landmark (matched one-to-one to the
+#: parts) lies within this many normalisers of it (D-ULD++ Fig. 4).
+PART_HIT_THR = 0.2
+#: A part is *found* when it is hit in at least this share of the images
+#: (and the verdict says "discovers landmarks" only when every part is).
+PART_FOUND_AT = 0.6
 
 
 def load_gt(ann_file: str, data_root: str = '') -> Dict[str, np.ndarray]:
@@ -44,6 +56,29 @@ def load_gt(ann_file: str, data_root: str = '') -> Dict[str, np.ndarray]:
     if not out:
         raise ValueError(f'{ann_file} has no annotations')
     return out
+
+
+def keypoint_names(ann_file: str) -> List[str]:
+    """The point names of a COCO keypoint json (its first category's
+    ``keypoints``; ``point_i`` where the file names none).
+
+    Raises:
+        ValueError: The file cannot be read or holds no annotation.
+    """
+    try:
+        with open(ann_file) as f:
+            data = json.load(f)
+    except (OSError, json.JSONDecodeError) as e:
+        raise ValueError(f'cannot read annotation file {ann_file}: {e}')
+    anns = data.get('annotations') or []
+    if not anns:
+        raise ValueError(f'{ann_file} has no annotations')
+    num = len(anns[0]['keypoints']) // 3
+    cats = data.get('categories') or [{}]
+    names = list(cats[0].get('keypoints') or [])
+    if len(names) != num:
+        names = [f'point_{i}' for i in range(num)]
+    return names
 
 
 def load_landmarks(path: str) -> List[dict]:
@@ -102,37 +137,48 @@ def border_fraction(pred: np.ndarray, valid: np.ndarray, crop: np.ndarray,
 
 
 def score(train: dict, test: dict, band: np.ndarray,
-          norm_indices: Tuple[int, int] = (0, 1)) -> Dict[str, object]:
-    """Forward / backward NME, per-landmark accuracy and border fraction.
+          norm_indices: Tuple[int, int] = (0, 1),
+          names: Optional[Sequence[str]] = None) -> Dict[str, object]:
+    """Forward / backward NME, part coverage and border fraction.
 
     Args:
         train (dict): :func:`split_arrays` of the regressor-fitting split.
         test (dict): The same for the evaluated split.
         band (np.ndarray): (M,) border band of the test images (pixels).
-        norm_indices (tuple): GT indices of the eyes (inter-ocular norm).
+        norm_indices (tuple): The two GT points whose distance normalises
+            (the eyes: inter-ocular distance).
+        names (Sequence[str], optional): The G part names (default
+            ``point_i``).
 
     Returns:
         dict: ``forward``, ``backward`` (percent), ``per_landmark_accuracy``
-        (per GT point, fraction), ``per_landmark_accuracy_mean`` and
-        ``border_fraction``.
+        (per GT point, fraction), ``per_landmark_accuracy_mean``,
+        ``border_fraction`` and the figures of :func:`part_coverage`
+        (``part_accuracy``, ``worst_part``, ``worst_part_accuracy``,
+        ``parts_found``, ``all_parts_found``, ``spread``).
     """
     norm = interocular_distance(test['gt'], *norm_indices)
     res = forward_backward_nme(
         train['pred'], train['gt'], test['pred'], test['gt'], norm,
         pred_train_valid=train['valid'], pred_test_valid=test['valid'])
-    acc = per_landmark_accuracy(test['pred'], test['gt'], norm,
-                                pred_valid=test['valid'])
+    names = names or [f'point_{i}' for i in range(test['gt'].shape[1])]
+    cov = part_coverage(test['pred'], test['gt'], norm, names,
+                        thr=PART_HIT_THR, pred_valid=test['valid'],
+                        found_at=PART_FOUND_AT)
+    acc = list(cov['part_accuracy'].values())
     return dict(
         forward=float(res['forward']),
         backward=float(res['backward']),
-        per_landmark_accuracy=[float(v) for v in acc['gt_accuracy']],
-        per_landmark_accuracy_mean=float(acc['mean']),
+        per_landmark_accuracy=acc,
+        per_landmark_accuracy_mean=float(np.mean(acc)),
         border_fraction=border_fraction(test['pred'], test['valid'],
-                                        test['crop'], band))
+                                        test['crop'], band),
+        **cov)
 
 
 def pseudo_label_rounds(folder: str, train: dict,
-                        norm_indices: Tuple[int, int] = (0, 1)
+                        norm_indices: Tuple[int, int] = (0, 1),
+                        names: Optional[Sequence[str]] = None
                         ) -> List[Dict[str, object]]:
     """How good the training pseudo-labels of every clustering round were.
 
@@ -142,19 +188,22 @@ def pseudo_label_rounds(folder: str, train: dict,
     ``landmarks.json``, in dataset order) and scored against the ground
     truth like a method: forward / backward NME, 2-fold cross-validated
     over the training images (the first half fits the regressors and the
-    second is scored, then the other way round). Whether self-training
-    improves its own targets round after round shows here, which the
-    clustering log cannot tell without ground truth.
+    second is scored, then the other way round), and the part coverage
+    (:func:`part_coverage`, no regression). Whether self-training improves
+    its own targets round after round, and whether they cover every part,
+    shows here, which the clustering log cannot tell without ground truth.
 
     Args:
         folder (str): The run's ``pseudo_labels`` folder.
         train (dict): :func:`split_arrays` of the training split.
-        norm_indices (tuple): GT indices of the eyes (inter-ocular norm).
+        norm_indices (tuple): The GT points of the normaliser.
+        names (Sequence[str], optional): The GT part names.
 
     Returns:
         list[dict]: Per round ``round``, ``iteration``, ``stage``,
         ``valid`` (share of landmark slots with a keypoint), ``forward``
-        and ``backward`` (percent).
+        and ``backward`` (percent), ``part_accuracy``, ``worst_part``,
+        ``worst_part_accuracy`` and ``spread``.
 
     Raises:
         ValueError: A round's bank has another number of rows than the
@@ -194,31 +243,44 @@ def pseudo_label_rounds(folder: str, train: dict,
         if osp.isfile(side):
             with open(side) as f:
                 meta = json.load(f)
+        cov = part_coverage(
+            img, train['gt'], interocular_distance(train['gt'],
+                                                   *norm_indices),
+            names or [f'point_{i}' for i in range(train['gt'].shape[1])],
+            thr=PART_HIT_THR, pred_valid=valid, found_at=PART_FOUND_AT)
         out.append(dict(
             round=int(data['round']), iteration=int(data['iteration']),
             stage=meta.get('stage'), valid=float(valid.mean()),
             forward=float(np.average(fwd, weights=weights)),
-            backward=float(np.average(bwd, weights=weights))))
+            backward=float(np.average(bwd, weights=weights)),
+            part_accuracy=cov['part_accuracy'],
+            worst_part=cov['worst_part'],
+            worst_part_accuracy=cov['worst_part_accuracy'],
+            spread=cov['spread']))
     return out
 
 
 def rounds_table(rounds: Sequence[Dict[str, object]]) -> str:
     """Markdown table of :func:`pseudo_label_rounds`."""
     lines = ['| round | iteration | stage | landmark slots filled | '
-             'forward NME % | backward NME % |', '| --- ' * 6 + '|']
+             'forward NME % | backward NME % | worst part | spread |',
+             '| --- ' * 8 + '|']
     for r in rounds:
+        worst = (f'{r["worst_part"]} {100 * r["worst_part_accuracy"]:.0f} %'
+                 if r.get('worst_part') else 'n/a')
         lines.append(f'| {r["round"]} | {r["iteration"]} | {r["stage"]} | '
                      f'{100 * r["valid"]:.0f} % | {r["forward"]:.1f} | '
-                     f'{r["backward"]:.1f} |')
+                     f'{r["backward"]:.1f} | {worst} | '
+                     f'{r.get("spread", float("nan")):.2f} |')
     return '\n'.join(lines) + '\n'
 
 
 def mean_shape_baseline(train: dict, test: dict,
                         norm_indices: Tuple[int, int] = (0, 1)) -> float:
-    """Forward NME (%) of predicting the mean training face on every crop.
+    """Forward NME (%) of predicting the mean training shape on every crop.
 
-    The GT of the training images is expressed relative to each crop box
-    (0..1), averaged, and put back into every test crop.
+    The GT of the training images (only) is expressed relative to each
+    crop box (0..1), averaged, and put back into every test crop.
     """
     def rel(gt, crop):
         wh = (crop[:, 2:4] - crop[:, 0:2])[:, None]
@@ -234,8 +296,9 @@ def mean_shape_baseline(train: dict, test: dict,
 
 def random_points_baseline(train: dict, test: dict, k: int, band: np.ndarray,
                            seed: int = 0,
-                           norm_indices: Tuple[int, int] = (0, 1)) -> dict:
-    """Forward / backward NME of K uniform random points in every crop."""
+                           norm_indices: Tuple[int, int] = (0, 1),
+                           names: Optional[Sequence[str]] = None) -> dict:
+    """Scores (:func:`score`) of K uniform random points in every crop."""
     rng = np.random.default_rng(seed)
 
     def draw(split):
@@ -247,16 +310,18 @@ def random_points_baseline(train: dict, test: dict, k: int, band: np.ndarray,
                                                      bool))
     te = dict(test, pred=draw(test), valid=np.ones((len(test['gt']), k),
                                                    bool))
-    return score(tr, te, band, norm_indices)
+    return score(tr, te, band, norm_indices, names)
 
 
 def markdown_table(results: Dict[str, dict], landmark_names: Sequence[str]
                    ) -> str:
-    """The learnability table (one row per method or baseline)."""
-    head = ('| method | forward NME % | backward NME % | '
-            'per-landmark acc. (mean) | ' +
-            ' | '.join(landmark_names) + ' | landmarks near crop border |')
-    sep = '|' + ' --- |' * (5 + len(landmark_names))
+    """The learnability table (one row per method or baseline): NME, the
+    accuracy of every part, the worst part, the spread and the border
+    share."""
+    head = ('| method | forward NME % | backward NME % | ' +
+            ' | '.join(f'{n} acc.' for n in landmark_names) +
+            ' | worst part | spread | landmarks near crop border |')
+    sep = '|' + ' --- |' * (6 + len(landmark_names))
     lines = [head, sep]
 
     def f(v, pct=False):
@@ -266,11 +331,13 @@ def markdown_table(results: Dict[str, dict], landmark_names: Sequence[str]
 
     for name, r in results.items():
         accs = r.get('per_landmark_accuracy') or [None] * len(landmark_names)
+        worst = (f'{r["worst_part"]} ({f(r["worst_part_accuracy"], True)})'
+                 if r.get('worst_part') else 'n/a')
         lines.append(
-            f'| {name} | {f(r.get("forward"))} | {f(r.get("backward"))} | '
-            f'{f(r.get("per_landmark_accuracy_mean"), True)} | ' +
+            f'| {name} | {f(r.get("forward"))} | {f(r.get("backward"))} | ' +
             ' | '.join(f(a, True) for a in accs) +
-            f' | {f(r.get("border_fraction"), True)} |')
+            f' | {worst} | {f(r.get("spread"))} | '
+            f'{f(r.get("border_fraction"), True)} |')
     return '\n'.join(lines) + '\n'
 
 
@@ -326,16 +393,43 @@ def landmarks_grid(rows: Dict[str, dict], out_file: str, num_images: int = 8,
 
 
 def verdict(results: Dict[str, dict], method: str = 'D-ULD++',
-            border_limit: float = 0.05) -> Optional[str]:
-    """One line saying whether ``method`` discovers landmarks."""
+            border_limit: float = 0.05, max_ratio: float = 1 / 3,
+            gt_border: float = 0.0) -> Optional[str]:
+    """One line saying whether ``method`` discovers landmarks.
+
+    It does when its forward NME is at most ``max_ratio`` of the mean
+    shape's and below the random points', at most ``border_limit`` more of
+    its landmarks sit at the crop border than of the ground-truth points
+    (``gt_border``: parts such as ear tips can lie there), **and** every
+    ground-truth part is found (accuracy at least :data:`PART_FOUND_AT`).
+    """
     r = results.get(method)
     base = results.get('mean shape (baseline)')
     if not r or not base:
         return None
+    rand = results.get('random points (baseline)') or {}
     ratio = r['forward'] / base['forward']
-    ok = ratio <= 1 / 3 and r.get('border_fraction', 1.0) < border_limit
+    border = r.get('border_fraction')
+    border = 1.0 if border is None or np.isnan(border) else border
+    beats = ratio <= max_ratio and r['forward'] < rand.get(
+        'forward', float('inf'))
+    parts = r.get('all_parts_found', False)
+    border_limit = border_limit + gt_border
+    ok = beats and parts and border < border_limit
+    why = []
+    if not beats:
+        why.append('does not beat the baselines')
+    if not parts:
+        why.append(f'finds {r.get("parts_found", 0)} of '
+                   f'{r.get("num_parts", "?")} parts')
+    if border >= border_limit:
+        why.append('its landmarks sit at the crop border')
+    worst = r.get('worst_part')
     return (f'{method}: forward NME {r["forward"]:.2f} % = {ratio:.2f} x the '
-            f'mean-shape baseline, {100 * r.get("border_fraction", 0):.1f} % '
-            f'of landmarks near the crop border -> '
-            f'{"discovers landmarks" if ok else "does NOT beat the baselines"}'
-            )
+            f'mean-shape baseline; worst part {worst} '
+            f'{100 * r.get("worst_part_accuracy", 0):.1f} % (found at '
+            f'>= {100 * PART_FOUND_AT:.0f} %), spread '
+            f'{r.get("spread", float("nan")):.2f}; {100 * border:.1f} % of '
+            'landmarks near the crop border -> ' +
+            ('discovers landmarks' if ok else 'NOT discovered: ' +
+             ', '.join(why)))

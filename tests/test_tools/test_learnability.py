@@ -79,3 +79,84 @@ def test_pseudo_label_rounds_against_known_answers(tmp_path):
                  input_size=train['input_size'][:10])
     with pytest.raises(ValueError, match='training split 10'):
         L.pseudo_label_rounds(str(tmp_path), small)
+
+
+def test_mean_shape_baseline_uses_the_training_shapes_only():
+    """Training and test shapes differ (the test faces sit lower in their
+    crops): the baseline predicts the training mean, so its error is the
+    offset between the two means, not 0."""
+    rng = np.random.default_rng(3)
+    base = np.array([[40., 50.], [80., 50.], [60., 70.], [45., 90.],
+                     [75., 90.]])
+    crop = np.tile([0., 0., 128., 128.], (20, 1))
+    train = dict(gt=base + rng.normal(0, 0.5, (20, 5, 2)), crop=crop)
+    test = dict(gt=base + [0., 8.] + rng.normal(0, 0.5, (20, 5, 2)),
+                crop=crop)
+    # inter-ocular distance 40 px, offset 8 px: about 20 %
+    assert L.mean_shape_baseline(train, test) == pytest.approx(20.0, abs=2)
+    same = dict(gt=test['gt'], crop=crop)
+    assert L.mean_shape_baseline(same, test) < 2.0
+
+
+def test_any_number_of_named_points(tmp_path):
+    """A 3-point json: names from its category, scores over 3 parts, the
+    normaliser from chosen points; a json without names gets point_i."""
+    import json
+    import sys
+    import os.path as osp
+    pts = np.array([[30., 40.], [70., 40.], [50., 80.]])
+    ann = dict(
+        images=[dict(id=1, file_name='a.png', width=128, height=128)],
+        annotations=[dict(id=1, image_id=1, category_id=1,
+                          keypoints=[v for p in pts for v in (*p, 2)],
+                          bbox=[0, 0, 128, 128], num_keypoints=3)],
+        categories=[dict(id=1, name='lamp',
+                         keypoints=['base', 'joint', 'tip'])])
+    path = tmp_path / 'three.json'
+    path.write_text(json.dumps(ann))
+    assert L.keypoint_names(str(path)) == ['base', 'joint', 'tip']
+    ann['categories'][0].pop('keypoints')
+    (tmp_path / 'bare.json').write_text(json.dumps(ann))
+    assert L.keypoint_names(str(tmp_path / 'bare.json')) == [
+        'point_0', 'point_1', 'point_2']
+    rng = np.random.default_rng(0)
+    n = 30
+    gt = pts + rng.normal(0, 3, (n, 3, 2))
+    crop = np.tile([0., 0., 128., 128.], (n, 1))
+    arr = dict(gt=gt, crop=crop, pred=gt + 1.0, valid=np.ones((n, 3), bool),
+               input_size=np.tile([64., 64.], (n, 1)))
+    names = ['base', 'joint', 'tip']
+    r = L.score(arr, arr, np.full(n, 8.0), norm_indices=(0, 2), names=names)
+    assert list(r['part_accuracy']) == names and r['all_parts_found']
+    table = L.markdown_table({'m': r}, names)
+    assert '| base acc. | joint acc. | tip acc. |' in table
+    # the tool reads the names and refuses normalising points it lacks
+    sys.path.insert(0, osp.join(osp.dirname(osp.dirname(osp.dirname(
+        osp.abspath(__file__)))), 'tools', 'analysis'))
+    import learnability as tool
+    args = tool.parse_args(['--data-root', str(tmp_path), '--train-ann',
+                            'three.json', '--test-ann', 'three.json',
+                            '--work-dir', str(tmp_path / 'w'),
+                            '--norm-points', '0', '2'])
+    assert tool._part_names(args) == names
+    args.norm_points = (0, 3)
+    with pytest.raises(ValueError, match='--norm-points 0 3'):
+        tool._part_names(args)
+
+
+def test_verdict_needs_every_part():
+    base = {'mean shape (baseline)': dict(forward=40.0),
+            'random points (baseline)': dict(forward=41.0)}
+    good = dict(forward=8.0, border_fraction=0.0, all_parts_found=True,
+                parts_found=5, num_parts=5, worst_part='nose',
+                worst_part_accuracy=0.7, spread=1.0)
+    assert L.verdict({**base, 'D-ULD++': good}).endswith(
+        'discovers landmarks')
+    bunched = dict(good, all_parts_found=False, parts_found=3,
+                   worst_part='left_mouth', worst_part_accuracy=0.05)
+    v = L.verdict({**base, 'D-ULD++': bunched})
+    assert 'NOT discovered' in v and 'finds 3 of 5 parts' in v
+    # landmarks at the border are fine where the parts are there
+    edge = dict(good, border_fraction=0.2)
+    assert 'NOT' in L.verdict({**base, 'D-ULD++': edge})
+    assert 'NOT' not in L.verdict({**base, 'D-ULD++': edge}, gt_border=0.2)

@@ -2,10 +2,16 @@
 """Does the method discover landmarks? Train, evaluate, compare.
 
 One command trains D-ULD++ (its stage-2 checkpoint is D-ULD), runs
-ZeroShot on the bootstrapped backbone, evaluates all three on a 5-point
-COCO face set, and compares them with two baselines that discover
-nothing: the mean training face put on every crop (forward NME) and K
-random points per crop (forward and backward NME).
+ZeroShot on the bootstrapped backbone, evaluates all three on a COCO
+keypoint set of any object with N named points, and compares them with
+two baselines that discover nothing: the mean training shape put on every
+crop (forward NME) and K random points per crop. ``--supervised`` adds an
+upper bound: mmpose's top-down ResNet-18 + HeatmapHead trained with the
+training ground truth. Every row gets the forward / backward NME, the
+accuracy of every ground-truth part (a landmark within 0.2 normalisers),
+the worst part and the spread of the landmarks; the verdict says
+"discovers landmarks" only when D-ULD++ beats the baselines by a wide
+margin **and** finds every part.
 
     .venv/bin/python tools/analysis/learnability.py \\
         --data-root data/face_world --train-ann annotations/train.json \\
@@ -13,8 +19,9 @@ random points per crop (forward and backward NME).
 
 Writes ``WORK_DIR/learnability.json``, ``learnability.md`` (the table) and
 ``landmarks_grid.png`` (test crops, one colour per landmark id; rows: GT,
-each method). Any 5-point face json (left eye, right eye, nose, left and
-right mouth corner) with whole-image or given boxes works.
+each method). The point names come from the json's category; the NME is
+normalised by the distance of points ``--norm-points I J`` (default 0 1,
+the eyes of MAFL-order faces and of the cat world).
 """
 import argparse
 import copy
@@ -36,8 +43,8 @@ from mmuld.evaluation import learnability as L  # noqa: E402
 from mmuld.utils import register_all_modules  # noqa: E402
 
 METHODS = ('zeroshot', 'duld', 'dldpp')
-NAMES = dict(zeroshot='ZeroShot', duld='D-ULD', dldpp='D-ULD++')
-LANDMARKS = ('left eye', 'right eye', 'nose', 'left mouth', 'right mouth')
+NAMES = dict(zeroshot='ZeroShot', duld='D-ULD', dldpp='D-ULD++',
+             supervised='supervised (upper bound)')
 
 
 def parse_args(argv=None):
@@ -64,6 +71,16 @@ def parse_args(argv=None):
                    help='iterations between clustering rounds')
     p.add_argument('--num-grid', type=int, default=8,
                    help='test images in the picture grid')
+    p.add_argument('--norm-points', type=int, nargs=2, default=(0, 1),
+                   metavar=('I', 'J'),
+                   help='ground-truth points whose distance normalises the '
+                   'NME and the part accuracy (default: 0 1, the eyes)')
+    p.add_argument('--supervised', action='store_true',
+                   help='also train mmpose\'s top-down ResNet-18 + '
+                   'HeatmapHead on the training ground truth and score it '
+                   '(an upper bound; about 6 minutes on 2 CPU cores)')
+    p.add_argument('--supervised-config', default=osp.join(
+        ROOT, 'configs/supervised_face_world_cpu.py'))
     return p.parse_args(argv)
 
 
@@ -72,11 +89,16 @@ def _abs(root, path):
 
 
 def _set_data(cfg: Config, args) -> None:
-    """Point every split of a config at the given data."""
+    """Point every split of a config at the given data, and its evaluator
+    at the normalising points."""
     def fix(ds, ann, split):
         ds['data_root'] = args.data_root
         ds['ann_file'] = ann
         ds['uld_split'] = split
+
+    for ev in cfg.get('test_evaluator', []):
+        if ev['type'] == 'RegressionNMEMetric':
+            ev['norm_indices'] = tuple(args.norm_points)
 
     if cfg.get('train_dataloader'):
         fix(cfg.train_dataloader.dataset, args.train_ann, 'train')
@@ -132,6 +154,7 @@ def main(argv=None) -> dict:
     work = osp.abspath(args.work_dir)
     os.makedirs(work, exist_ok=True)
     t0 = time.time()
+    part_names = _part_names(args)
     cfg = Config.fromfile(args.config)
     _set_data(cfg, args)
     cfg.merge_from_dict(args.cfg_options)
@@ -174,49 +197,54 @@ def main(argv=None) -> dict:
         runs['zeroshot'] = _evaluate(zcfg, ckpts.get('bootstrap'),
                                      osp.join(work, 'eval_zeroshot'))
         timings['eval_zeroshot_s'] = time.time() - t
+    if args.supervised:
+        t = time.time()
+        runs['supervised'] = _supervised(args, work, len(part_names))
+        timings['supervised_s'] = time.time() - t
 
     # ---------------- scoring: one code path for all rows -------------- #
     gt = {}
     for ann in (args.train_ann, args.test_ann):
         gt.update(L.load_gt(_abs(args.data_root, ann), args.data_root))
+    norm = tuple(args.norm_points)
     results, grid_rows, arrays, train_arrays = {}, {}, {}, {}
     k = int(cfg.model.num_landmarks)
     band_of = None
-    for method in METHODS:
+    for method in METHODS + ('supervised', ):
         if method not in runs:
             continue
         entries = L.load_landmarks(runs[method]['landmarks'])
         tr = L.split_arrays(entries, gt, 'train')
         te = L.split_arrays(entries, gt, 'test')
-        sizes = np.array([e.get('input_size') or [np.nan, np.nan]
-                          for e in entries if e['uld_split'] == 'test'],
-                         dtype=np.float64)
         band = 2 * stride * (te['crop'][:, 2] - te['crop'][:, 0]) / \
-            sizes[:, 0]
+            te['input_size'][:, 0]
         band_of = (tr, te, band)
         results[NAMES[method]] = dict(
-            L.score(tr, te, band), runner_metrics=runs[method]['metrics'])
+            L.score(tr, te, band, norm, part_names),
+            runner_metrics=runs[method]['metrics'])
         arrays[method] = te
         train_arrays[method] = tr
     if band_of is None:
         raise RuntimeError('no method was evaluated')
     tr, te, band = band_of
     results['mean shape (baseline)'] = dict(
-        forward=L.mean_shape_baseline(tr, te), backward=None,
+        forward=L.mean_shape_baseline(tr, te, norm), backward=None,
         per_landmark_accuracy=None, border_fraction=None)
     results['random points (baseline)'] = L.random_points_baseline(
-        tr, te, k, band)
+        tr, te, k, band, norm_indices=norm, names=part_names)
     grid_rows['ground truth'] = dict(te, pred=te['gt'],
                                      valid=np.ones(te['gt'].shape[:2], bool))
-    for method in METHODS:
+    for method in METHODS + ('supervised', ):
         if method in arrays:
             grid_rows[NAMES[method]] = arrays[method]
     grid = L.landmarks_grid(grid_rows, osp.join(work, 'landmarks_grid.png'),
                             num_images=args.num_grid)
     timings['total_s'] = time.time() - t0
 
-    table = L.markdown_table(results, LANDMARKS)
-    verdict = L.verdict(results)
+    table = L.markdown_table(results, part_names)
+    gt_border = L.border_fraction(te['gt'], np.ones(te['gt'].shape[:2], bool),
+                                  te['crop'], band)
+    verdict = L.verdict(results, gt_border=gt_border)
     # the training targets of every clustering round, against the ground
     # truth (bank rows follow the training split's dataset order, as the
     # landmarks file of the evaluation does)
@@ -224,17 +252,27 @@ def main(argv=None) -> dict:
     folder = osp.join(train_dir, 'pseudo_labels')
     last = next((m for m in ('dldpp', 'duld') if m in runs), None)
     if last and osp.isdir(folder):
-        rounds = L.pseudo_label_rounds(folder, train_arrays[last])
+        rounds = L.pseudo_label_rounds(folder, train_arrays[last], norm,
+                                       part_names)
     summary = dict(
         data_root=args.data_root, train_ann=args.train_ann,
         test_ann=args.test_ann, config=args.config,
         cfg_options=args.cfg_options, num_landmarks=k,
+        part_names=part_names, norm_points=list(norm),
+        gt_border_fraction=gt_border,
         results=results, pseudo_label_rounds=rounds, timings_s=timings,
         verdict=verdict, picture=grid)
     with open(osp.join(work, 'learnability.json'), 'w') as f:
         json.dump(summary, f, indent=1, default=str)
     with open(osp.join(work, 'learnability.md'), 'w') as f:
-        f.write(f'# Learnability on {args.data_root}\n\n{table}\n')
+        f.write(f'# Learnability on {args.data_root}\n\n'
+                f'NME normalised by the distance of {part_names[norm[0]]} '
+                f'and {part_names[norm[1]]}; a part is hit when a landmark '
+                f'is within {L.PART_HIT_THR} normalisers of it, found when '
+                f'hit in '
+                f'at least {100 * L.PART_FOUND_AT:.0f} % of the test images; '
+                'spread: how far apart the landmarks are, relative to the '
+                f'ground-truth points.\n\n{table}\n')
         if verdict:
             f.write(f'{verdict}\n')
         if rounds:
@@ -244,8 +282,9 @@ def main(argv=None) -> dict:
         f.write(f'\nPicture: {grid}\nWall time: {timings["total_s"]:.0f} s\n')
     if rounds:
         print('\ntraining pseudo-labels by clustering round (forward / '
-              'backward NME %): ' + ', '.join(
-                  f'{r["round"]}: {r["forward"]:.1f} / {r["backward"]:.1f}'
+              'backward NME %, worst part): ' + ', '.join(
+                  f'{r["round"]}: {r["forward"]:.1f} / {r["backward"]:.1f}, '
+                  f'{r["worst_part"]} {100 * r["worst_part_accuracy"]:.0f} %'
                   for r in rounds))
     print('\n' + table)
     if verdict:
@@ -255,6 +294,38 @@ def main(argv=None) -> dict:
           f'figures: {osp.join(work, "learnability.json")}')
     print(f'wall time: {timings["total_s"]:.0f} s')
     return summary
+
+
+def _part_names(args) -> list:
+    """The ground-truth point names (train and test must agree) and a
+    check of ``--norm-points``."""
+    names = L.keypoint_names(_abs(args.data_root, args.train_ann))
+    test = L.keypoint_names(_abs(args.data_root, args.test_ann))
+    if len(test) != len(names):
+        raise ValueError(f'{args.train_ann} has {len(names)} points per '
+                         f'object, {args.test_ann} {len(test)}')
+    i, j = args.norm_points
+    if not (0 <= i < len(names) and 0 <= j < len(names)) or i == j:
+        raise ValueError(f'--norm-points {i} {j}: need two different '
+                         f'points of the {len(names)} ({names})')
+    return names
+
+
+def _supervised(args, work: str, num_points: int) -> dict:
+    """Train mmpose's top-down heatmap model on the training ground truth
+    and dump its landmarks like the other methods."""
+    cfg = Config.fromfile(args.supervised_config)
+    _set_data(cfg, args)
+    cfg.num_keypoints = num_points
+    cfg.model.head.out_channels = num_points
+    work_dir = osp.join(work, 'supervised')
+    cfg.work_dir = work_dir
+    _own_visualizer(cfg, 'supervised')
+    runner = Runner.from_cfg(cfg)
+    runner.train()
+    ckpt = osp.join(work_dir, f'iter_{cfg.train_cfg.max_iters}.pth')
+    del runner
+    return _evaluate(cfg, ckpt, osp.join(work, 'eval_supervised'))
 
 
 def _set_schedule(cfg: Config, iters, interval) -> None:

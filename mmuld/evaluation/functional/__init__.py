@@ -1,6 +1,7 @@
 # Copyright (c) mmuld contributors. All rights reserved.
 from .ced import ced_auc, ced_curve, cumulative_landmark_curve
 from .cluster_quality import cluster_quality
+from .coverage import landmark_spread, part_coverage
 from .equivariance import equivariance_error
 from .landmark_accuracy import per_landmark_accuracy
 from .nme import (INTEROCULAR_PRESETS, bbox_size, forward_backward_nme,
@@ -11,5 +12,6 @@ __all__ = [
     'forward_backward_nme', 'interocular_distance', 'bbox_size',
     'INTEROCULAR_PRESETS', 'ced_curve', 'ced_auc',
     'cumulative_landmark_curve', 'per_landmark_accuracy', 'cluster_quality',
-    'equivariance_error', 'yaw_breakdown', 'DEFAULT_YAW_BINS'
+    'equivariance_error', 'yaw_breakdown', 'DEFAULT_YAW_BINS',
+    'landmark_spread', 'part_coverage'
 ]
