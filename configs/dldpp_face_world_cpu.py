@@ -11,7 +11,7 @@ _base_ = [
 stages = [
     dict(
         name='bootstrap',
-        iters=200,
+        iters=400,
         lr=1e-3,
         frozen=['pose_vae'],
         pseudo_labels=None),
@@ -44,11 +44,18 @@ optim_wrapper = dict(optimizer=dict(lr=1e-3))
 custom_hooks = [
     dict(type='NaNLossHook'),
     dict(type='ULDStageHook'),
+    # landmarks at the similarity peaks of K distinct, sharply peaked
+    # centroids chosen among 4 K clusters (docs/methods.md, "Landmarks on
+    # every part")
     dict(
         type='PseudoLabelHook',
         interval=cluster_interval,
         num_pose_clusters=4,
-        batch_size=64),
+        batch_size=64,
+        decode='peaks',
+        overcluster=4,
+        separation=0.08,
+        peak_radius=0.1),
 ]
 default_hooks = dict(
     logger=dict(interval=25),

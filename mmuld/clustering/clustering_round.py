@@ -1,11 +1,14 @@
 # Copyright (c) mmuld contributors. All rights reserved.
 """One clustering round: keypoints and descriptors -> pseudo-labels."""
-from typing import Dict, Optional, Tuple
+import math
+from typing import Callable, Dict, Optional, Tuple
 
 import torch
+import torch.nn.functional as F
 from scipy.optimize import linear_sum_assignment
 from torch import Tensor
 
+from .dense_decoding import select_peaked_clusters
 from .exemplar import exemplar_assignment
 from .kmeans import kmeans
 from .pseudo_label_bank import PseudoLabelBank
@@ -209,3 +212,143 @@ def health_warnings(stats: Dict[str, float], num_landmarks: int) -> list:
 def summarize(stats: Dict[str, float]) -> str:
     """One log line of clustering statistics."""
     return ', '.join(f'{k}={v:.4g}' for k, v in stats.items())
+
+
+#: ``decode(centroids, with_descriptors) -> dict``: the similarity peaks
+#: (:func:`~mmuld.clustering.dense_decoding.similarity_peaks`) of every
+#: training image for ``centroids`` (``(C, D)`` for all images, or
+#: ``(N, C, D)`` one set per image), stacked in image order: ``keypoints``
+#: (N, C, 2), ``peak`` (N, C), ``margin`` (N, C), ``valid`` (N, C) and, if
+#: asked, ``descriptors`` (N, C, D).
+PeakDecoder = Callable[[Tensor, bool], Dict[str, Tensor]]
+
+
+def _refine_centroids(cents: Tensor, decode: PeakDecoder,
+                      steps: int) -> Tensor:
+    """Move each centroid to the mean descriptor at its peaks."""
+    for _ in range(max(0, steps)):
+        at = decode(cents, True)
+        cents = F.normalize(at['descriptors'].float().mean(0), dim=-1)
+    return cents
+
+
+def peak_pseudo_labels(descriptors: Tensor,
+                       num_images: int,
+                       num_landmarks: int,
+                       decode: PeakDecoder,
+                       codes: Optional[Tensor] = None,
+                       num_pose_clusters: int = 1,
+                       seed: int = 0,
+                       device: Optional[str] = None,
+                       n_init: int = 1,
+                       overcluster: Optional[float] = None,
+                       separation: float = 0.0,
+                       refine_steps: int = 1,
+                       init_centroids: Optional[Tensor] = None
+                       ) -> Tuple[PseudoLabelBank, Dict[str, Tensor],
+                                  Dict[str, float]]:
+    """Pseudo-labels at the similarity peaks of K distinct centroids.
+
+    Steps 1 and 2 choose the landmarks; a later round of the same run
+    (``init_centroids``: the previous round's K centroids) keeps them and
+    re-estimates each centroid as the mean descriptor at its peaks,
+    ``refine_steps`` times, so landmark k stays the same part from round to
+    round while self-training sharpens it.
+
+    1. K-means of the candidates' descriptors into ``M = overcluster * K``
+       clusters (K without ``overcluster``).
+    2. Every centroid's similarity peak in every training image
+       (``decode``); K centroids with sharp peaks at distinct places are
+       kept (:func:`select_peaked_clusters`).
+    3. With ``codes`` (two-stage clustering): K-means of the codes into Q
+       pose clusters; inside each, the K centroids are re-estimated as the
+       mean descriptor at their peaks in the pose cluster's images and the
+       peaks found again, ``refine_steps`` times. Starting from the global
+       centroids keeps landmark k the same part in every pose cluster.
+
+    Args:
+        descriptors (Tensor): (P, D) descriptors of the candidates.
+        num_images (int): Training images N.
+        num_landmarks (int): K.
+        decode (callable): See :data:`PeakDecoder`.
+        codes (Tensor, optional): (N, Dz) latent pose codes.
+        num_pose_clusters (int): Q (with ``codes``).
+        seed (int): K-means seed.
+        device (str, optional): Clustering device.
+        n_init (int): K-means restarts.
+        overcluster (float, optional): M / K.
+        separation (float): Peaks closer than this (input pixels, median
+            over images) are one part.
+        refine_steps (int): Re-estimations of the centroids (of the
+            previous round's, and inside the pose clusters).
+        init_centroids (Tensor, optional): (K, D) the previous round's
+            centroids; None: choose the K landmarks.
+
+    Returns:
+        tuple: as :func:`cluster_pseudo_labels`.
+    """
+    k = num_landmarks
+    if init_centroids is not None:
+        cents = _refine_centroids(
+            F.normalize(init_centroids.float().cpu(), dim=-1), decode,
+            refine_steps)
+        peaks = decode(cents, False)
+        kpts, valid, margin = peaks['keypoints'], peaks['valid'], \
+            peaks['margin']
+        stats = dict(kept_landmarks=float(k))
+    else:
+        if descriptors.shape[0] < k:
+            raise ValueError(
+                f'only {descriptors.shape[0]} keypoints were detected on '
+                f'the whole training set, fewer than K={k} clusters')
+        m = k if not overcluster or overcluster <= 1 else int(
+            min(descriptors.shape[0], math.ceil(overcluster * k)))
+        km = kmeans(descriptors, m, seed=seed, device=device, n_init=n_init)
+        cents_m = F.normalize(km.centroids.float().cpu(), dim=-1)
+        peaks = decode(cents_m, False)
+        sel = select_peaked_clusters(peaks['keypoints'], peaks['margin'], k,
+                                     separation)
+        idx = sel['indices']
+        cents = cents_m[idx]
+        kpts, valid = peaks['keypoints'][:, idx], peaks['valid'][:, idx]
+        margin = peaks['margin'][:, idx]
+        stats = dict(
+            overclusters=float(m), kmeans_inertia=float(km.inertia),
+            duplicates=float(sel['duplicates']),
+            relaxed=float(sel['relaxed']))
+    stats.update(margin_mean=float(margin.mean()),
+                 margin_min_landmark=float(margin.mean(0).min()))
+    pose = torch.zeros(num_images, dtype=torch.long)
+    pose_cents = None
+    q = 1
+    if codes is not None:
+        q = min(num_pose_clusters, num_images)
+        pk = kmeans(codes, q, seed=seed, device=device, n_init=n_init)
+        pose = pk.labels.cpu().long()
+        pose_cents = pk.centroids.cpu()
+        per_pose = cents[None].repeat(q, 1, 1)
+        for _ in range(max(0, refine_steps)):
+            at = decode(per_pose[pose], True)
+            for u in range(q):
+                rows = pose == u
+                if rows.any():
+                    mean = at['descriptors'][rows].float().mean(0)
+                    per_pose[u] = F.normalize(mean, dim=-1)
+            res = decode(per_pose[pose], False)
+            kpts, valid, margin = res['keypoints'], res['valid'], \
+                res['margin']
+        cents = per_pose
+        stats['pose_cluster_sizes_min'] = float(
+            torch.bincount(pose, minlength=q).min())
+    labels = pose[:, None] * k + torch.arange(k)[None]
+    labels = labels.masked_fill(~valid, -1)
+    bank = PseudoLabelBank(
+        keypoints=kpts.float(), valid=valid, labels=labels.long(),
+        pose_labels=pose,
+        codes=None if codes is None else torch.as_tensor(codes).float())
+    per_image = valid.sum(1).float()
+    stats.update(
+        landmarks_per_image=float(per_image.mean()),
+        images_without_landmarks=float((per_image == 0).sum()))
+    centroids = cents if cents.dim() == 3 else cents[None]
+    return bank, dict(centroids=centroids, pose_centroids=pose_cents), stats

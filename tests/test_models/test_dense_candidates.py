@@ -48,7 +48,7 @@ def test_dense_candidates(model, n_high):
     try:
         x = torch.zeros(1, 3, 64, 64)
         cap = model.test_cfg['dense_max_keypoints']
-        assert cap == 16
+        assert cap == 32
         out = model.extract_keypoints(x, dense=True, min_keypoints=0)
         # cells above score_thr only, at most dense_max_keypoints
         assert int(out['valid'].sum()) == min(n_high, cap)

@@ -70,7 +70,7 @@ def test_trainable_backbone_config(capsys):
     for stage in ('bootstrap', 'duld', 'proxy', 'dldpp'):
         shares = [float(v.rstrip('%')) for v in rows[stage][-5:]]
         assert shares[0] == 0 and shares[1] > 0  # no SD; the backbone ran
-    assert 'schedule: 850 iterations' in out
+    assert 'schedule: 1050 iterations' in out
     with pytest.raises(ValueError, match='Stable Diffusion'):
         tool.main([cfg, '--tiny', '--iters', '1'])
 

@@ -14,13 +14,35 @@ from mmengine.runner import Runner
 from torch.utils.data import DataLoader
 
 from mmuld.clustering import PseudoLabelBank, cluster_pseudo_labels
-from mmuld.clustering.clustering_round import health_warnings, summarize
+from mmuld.clustering import assign_to_centroids
+from mmuld.clustering.clustering_round import (health_warnings,
+                                               peak_pseudo_labels,
+                                               round_diagnostics, summarize)
+from mmuld.clustering.dense_decoding import similarity_peaks
 from mmuld.clustering.pseudo_label_bank import BANK_BUFFER_PREFIX
 from mmuld.models.pose_estimators.stages import Stage, schedule_of
 from mmuld.models.utils.border import near_border, valid_input_box
 from mmuld.registry import HOOKS
 
 DATA_BATCH = Optional[dict]
+
+
+def pseudo_label_spread(keypoints: torch.Tensor, valid: torch.Tensor,
+                        side: float) -> float:
+    """How spread out a round's pseudo-labels are, without ground truth:
+    per image the mean distance between its landmarks, as a share of the
+    input side; the median over images. Landmarks bunched on one part
+    show as a small value (a face filling the crop spreads its parts over
+    about a third of it)."""
+    k = keypoints.shape[1]
+    d = torch.cdist(keypoints.float(), keypoints.float())
+    pair = valid[:, :, None] & valid[:, None] & ~torch.eye(
+        k, dtype=torch.bool)[None]
+    cnt = pair.sum((1, 2))
+    per_image = (d * pair).sum((1, 2))[cnt > 0] / cnt[cnt > 0]
+    if not per_image.numel() or side <= 0:
+        return float('nan')
+    return float(per_image.median() / side)
 
 
 @HOOKS.register_module()
@@ -80,6 +102,26 @@ class PseudoLabelHook(Hook):
         kmeans_n_init (int): K-means runs per clustering from different
             seeds, the lowest inertia kept. Defaults to 10, the ``nredo``
             of Mallis et al.'s faiss K-means (docs/methods.md).
+        decode (str): How a round places the landmarks. ``'exemplar'``
+            (default, the paper): per image and cluster the candidate
+            nearest to the centroid. ``'peaks'``: the first round of a run
+            clusters the candidates into ``overcluster * K`` clusters and
+            keeps K whose similarity maps peak sharply at distinct places;
+            every landmark lies at the peak of its centroid's similarity
+            over all map cells; later rounds keep the landmarks and refine
+            their centroids (:func:`peak_pseudo_labels`). The model should
+            decode the same way at test time (``test_cfg.decode='peaks'``).
+        overcluster (float, optional): With ``decode='peaks'``: clusters
+            per landmark of the first round (M / K). None: K clusters.
+        separation (float): With ``decode='peaks'``: landmarks whose peaks
+            lie closer than this share of the input side (median over the
+            images) are one part. Defaults to 0.08.
+        peak_radius (float): With ``decode='peaks'``: a peak's margin is
+            measured against the cells farther than this share of the
+            input side. Defaults to 0.1.
+        refine_steps (int): With ``decode='peaks'``: re-estimations of the
+            centroids in a round (of the previous round's, and inside each
+            pose cluster with two-stage clustering). Defaults to 1.
     """
 
     priority = 'ABOVE_NORMAL'
@@ -95,7 +137,12 @@ class PseudoLabelHook(Hook):
                  candidates: str = 'dense',
                  dense_first_round: bool = True,
                  min_candidates: Union[int, str] = 'k',
-                 kmeans_n_init: int = 10) -> None:
+                 kmeans_n_init: int = 10,
+                 decode: str = 'exemplar',
+                 overcluster: Optional[float] = None,
+                 separation: float = 0.08,
+                 peak_radius: float = 0.1,
+                 refine_steps: int = 1) -> None:
         if interval <= 0:
             raise ValueError('interval must be positive')
         for name, value in (('num_pose_clusters', num_pose_clusters),
@@ -118,6 +165,20 @@ class PseudoLabelHook(Hook):
             raise ValueError(f'PseudoLabelHook: kmeans_n_init='
                              f'{kmeans_n_init!r} must be a positive integer')
         self.kmeans_n_init = kmeans_n_init
+        if overcluster is not None and not overcluster >= 1:
+            raise ValueError(f'PseudoLabelHook: overcluster={overcluster!r} '
+                             'must be None or >= 1')
+        if not 0 <= separation < 1:
+            raise ValueError(f'PseudoLabelHook: separation={separation!r} '
+                             'must be a share of the input side in [0, 1)')
+        self.overcluster = overcluster
+        self.separation = separation
+        if decode not in ('exemplar', 'peaks'):
+            raise ValueError("PseudoLabelHook: decode must be 'exemplar' or "
+                             f"'peaks', got {decode!r}")
+        self.decode = decode
+        self.peak_radius = float(peak_radius)
+        self.refine_steps = int(refine_steps)
         self.num_pose_clusters = num_pose_clusters
         self.batch_size = batch_size
         self.num_workers = num_workers
@@ -280,7 +341,8 @@ class PseudoLabelHook(Hook):
         was_training = model.training
         model.eval()
         res = dict(
-            keypoints=[], descriptors=[], image_ids=[], border=[], codes={})
+            keypoints=[], descriptors=[], image_ids=[], border=[], codes={},
+            input_size=None)
         progress = mmengine.ProgressBar(len(loader)) \
             if get_rank() == 0 else None
         for data in loader:
@@ -290,6 +352,7 @@ class PseudoLabelHook(Hook):
                 min_keypoints=self.min_keypoints(model))
             for i, ds in enumerate(data['data_samples']):
                 idx = int(ds.metainfo['sample_idx'])
+                res['input_size'] = float(max(ds.metainfo['input_size']))
                 v = out['valid'][i]
                 res['keypoints'].append(out['keypoints'][i][v].cpu())
                 res['descriptors'].append(out['descriptors'][i][v].cpu())
@@ -307,6 +370,91 @@ class PseudoLabelHook(Hook):
             progress.file.flush()
         model.train(was_training)
         return res
+
+    @torch.no_grad()
+    def _peak_pass(self, runner: Runner, centroids: torch.Tensor,
+                   with_descriptors: bool) -> Dict[str, torch.Tensor]:
+        """One pass over the training set: the similarity peaks of
+        ``centroids`` ((C, D), or (N, C, D) per image by ``sample_idx``)
+        in every image, gathered from all ranks in image order (rank 0's
+        centroids are used everywhere)."""
+        if get_world_size() > 1:
+            box = [centroids]
+            broadcast_object_list(box, src=0)
+            centroids = box[0]
+        model = self._model(runner)
+        loader = self._build_loader(runner)
+        was_training = model.training
+        model.eval()
+        side = None
+        local = {}
+        for data in loader:
+            data = model.data_preprocessor(data, False)
+            desc_map = model.descriptor_map(data['inputs'])
+            idx = [int(ds.metainfo['sample_idx'])
+                   for ds in data['data_samples']]
+            side = float(max(data['data_samples'][0].metainfo['input_size']))
+            cents = centroids if centroids.dim() == 2 else centroids[idx]
+            res = similarity_peaks(
+                desc_map, cents.to(desc_map.device), model.stride,
+                radius=self.peak_radius * side,
+                border=(model.test_cfg or {}).get('border', 1),
+                with_descriptors=with_descriptors)
+            for j, i in enumerate(idx):
+                local[i] = {key: v[j].cpu() for key, v in res.items()}
+        model.train(was_training)
+        parts = all_gather_object(local) if get_world_size() > 1 \
+            else [local]
+        merged = {}
+        for part in parts:
+            merged.update(part)
+        order = sorted(merged)
+        return {key: torch.stack([merged[i][key] for i in order])
+                for key in merged[order[0]]}
+
+    @staticmethod
+    def _merge_codes(parts: list, num_images: int) -> torch.Tensor:
+        """(N, Dz) pose codes of the training images from all ranks."""
+        merged = {}
+        for p in parts:
+            merged.update(p['codes'])
+        dim = next(iter(merged.values())).shape[0]
+        codes = torch.zeros(num_images, dim)
+        for i, c in merged.items():
+            codes[i] = c
+        return codes
+
+    def _peak_round(self, runner: Runner, model, parts: list,
+                    codes: Optional[torch.Tensor], num_images: int,
+                    side: float) -> tuple:
+        """``decode='peaks'``: cluster the candidates, keep K peaked
+        centroids and place the landmarks at their peaks (every rank runs
+        the decoding passes; rank 0's centroids are used)."""
+        desc = torch.cat([t for p in parts for t in p['descriptors']])
+        # the landmarks chosen at the first round of the run are kept;
+        # later rounds refine their centroids
+        init = None
+        if model.pseudo_labels is not None and model.uld_centroids.numel():
+            init = model.uld_centroids.float().mean(0).cpu()
+        bank, cents, stats = peak_pseudo_labels(
+            desc, num_images, model.num_landmarks,
+            lambda c, d: self._peak_pass(runner, c, d), codes=codes,
+            num_pose_clusters=self.num_pose_clusters, seed=self.seed,
+            device=self.device, n_init=self.kmeans_n_init,
+            overcluster=self.overcluster,
+            separation=self.separation * side,
+            refine_steps=self.refine_steps, init_centroids=init)
+        # the same health figures as a K-means round: the candidates,
+        # assigned to the landmarks' (mean) centroids
+        labels, _ = assign_to_centroids(
+            desc, cents['centroids'].float().mean(0), device=self.device)
+        stats.update(round_diagnostics(
+            torch.cat([t for p in parts for t in p['image_ids']]),
+            num_images, labels.cpu(), model.num_landmarks,
+            torch.cat([t for p in parts for t in p['border']])))
+        stats['landmark_spread'] = pseudo_label_spread(
+            bank.keypoints, bank.valid, side)
+        return bank.state_dict(), cents, stats
 
     def run_round(self,
                   runner: Runner,
@@ -344,25 +492,23 @@ class PseudoLabelHook(Hook):
         parts = all_gather_object(local) if get_world_size() > 1 \
             else [local]
         payload = [None]
-        if get_rank() == 0:
+        codes = self._merge_codes(parts, num_images) if with_codes else None
+        side = max(p['input_size'] or 0.0 for p in parts)
+        if self.decode == 'peaks':
+            payload = [self._peak_round(runner, model, parts, codes,
+                                        num_images, side)]
+        elif get_rank() == 0:
             kpts = torch.cat([t for p in parts for t in p['keypoints']])
             desc = torch.cat([t for p in parts for t in p['descriptors']])
             ids = torch.cat([t for p in parts for t in p['image_ids']])
             border = torch.cat([t for p in parts for t in p['border']])
-            codes = None
-            if with_codes:
-                merged = {}
-                for p in parts:
-                    merged.update(p['codes'])
-                dim = next(iter(merged.values())).shape[0]
-                codes = torch.zeros(num_images, dim)
-                for i, c in merged.items():
-                    codes[i] = c
             bank, cents, stats = cluster_pseudo_labels(
                 kpts, desc, ids, num_images, model.num_landmarks,
                 codes=codes, num_pose_clusters=self.num_pose_clusters,
                 seed=self.seed, device=self.device, near_border=border,
                 n_init=self.kmeans_n_init)
+            stats['landmark_spread'] = pseudo_label_spread(
+                bank.keypoints, bank.valid, side)
             payload = [(bank.state_dict(), cents, stats)]
         if get_world_size() > 1:
             broadcast_object_list(payload, src=0)

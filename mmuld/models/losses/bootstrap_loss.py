@@ -167,6 +167,22 @@ class BootstrapLoss(nn.Module):
             rounding (tested). Defaults to True.
         chunk_elements (int): Similarity entries per chunk of the
             memory-efficient path. Defaults to 2**24.
+        exchange_weight (float): Weight of the descriptor vector exchange
+            term (:meth:`_exchange_nll`, Thewlis et al. 2019), added to the
+            descriptor NLL: the correspondence must also hold through
+            another image of the batch, which makes descriptors agree
+            across instances. Defaults to 0 (SiLK's loss alone).
+        exchange_temperature (float): Softmax temperature of the soft
+            match into the other image. Defaults to 0.1.
+        kpt_valid_only (bool): The keypoint BCE only counts queries with a
+            correspondence inside the other image (else every cell that
+            the warp moves out of the image is a negative, and the
+            detector learns the crop border). Defaults to False.
+        kpt_cross_instance (bool): A query is a keypoint positive only if
+            it also survives a round trip through another image of the
+            batch (:meth:`_cross_instance_cycle`): the detector then fires
+            on parts that other instances show too, not on background
+            clutter. Defaults to False.
     """
 
     def __init__(self,
@@ -177,8 +193,19 @@ class BootstrapLoss(nn.Module):
                  kpt_weight: float = 1.0,
                  loss_weight: float = 1.0,
                  memory_efficient: bool = True,
-                 chunk_elements: int = 2**24):
+                 chunk_elements: int = 2**24,
+                 exchange_weight: float = 0.0,
+                 exchange_temperature: float = 0.1,
+                 kpt_valid_only: bool = False,
+                 kpt_cross_instance: bool = False):
         super().__init__()
+        self.kpt_valid_only = bool(kpt_valid_only)
+        self.kpt_cross_instance = bool(kpt_cross_instance)
+        if exchange_weight < 0:
+            raise ValueError(
+                f'exchange_weight must be >= 0, got {exchange_weight}')
+        self.exchange_weight = float(exchange_weight)
+        self.exchange_temperature = float(exchange_temperature)
         if temperature <= 0:
             raise ValueError(f'temperature must be > 0, got {temperature}')
         if match_tolerance < 0:
@@ -238,10 +265,55 @@ class BootstrapLoss(nn.Module):
                         _flat_to_xy(q, w, dtype)).norm(dim=-1)
             labels = v & (fwd_err <= self.match_tolerance) & \
                 (back_err <= self.match_tolerance)
+            if self.kpt_cross_instance:
+                labels &= self._cross_instance_cycle(fx, q, w)
         lx = logits_x.flatten(1).gather(1, q)
         bce = F.binary_cross_entropy_with_logits(
             lx, labels.to(lx.dtype), reduction='none')
+        if self.exchange_weight > 0:
+            nll = nll + self.exchange_weight * self._exchange_nll(
+                fx, fy, q, t)
         return nll, v, bce
+
+    def _cross_instance_cycle(self, fx: Tensor, q: Tensor,
+                              width: int) -> Tensor:
+        """Whether each query survives a round trip through another image
+        of the batch (x -> c -> x, nearest neighbours, within
+        ``match_tolerance`` cells): a cell that another instance matches
+        back to itself is a part both instances show, not clutter or a
+        uniform region."""
+        fc = fx.roll(1, dims=0)
+        fq = _gather_rows(fx, q)
+        j = (fq @ fc.transpose(1, 2)).argmax(-1)
+        back = (_gather_rows(fc, j) @ fx.transpose(1, 2)).argmax(-1)
+        err = (_flat_to_xy(back, width, fx.dtype) -
+               _flat_to_xy(q, width, fx.dtype)).norm(dim=-1)
+        return err <= self.match_tolerance
+
+    def _exchange_nll(self, fx: Tensor, fy: Tensor, q: Tensor,
+                      t: Tensor) -> Tensor:
+        """Descriptor vector exchange (Thewlis et al., ICCV 2019).
+
+        The query descriptor of image x is replaced by its soft match in
+        another image of the batch (``c``: x rolled by one), a convex
+        combination of ``c``'s descriptors, and that exchanged vector must
+        still find the true correspondence in y. Matching through another
+        instance makes the descriptors agree across instances (the left
+        eye of one face with the left eye of another), which matching an
+        image to its own warp alone does not ask for.
+
+        Returns:
+            Tensor: ``(B, Q)`` NLL of the true correspondences.
+        """
+        with autocast_off(fx.device.type):
+            fx, fy = fx.float(), fy.float()
+            fc = fx.roll(1, dims=0)
+            fq = _gather_rows(fx, q)
+            attn = (fq @ fc.transpose(1, 2) /
+                    self.exchange_temperature).softmax(-1)
+            ex = F.normalize(attn @ fc, dim=-1)
+            sim = ex @ fy.transpose(1, 2) / self.temperature
+            return -sim.log_softmax(-1).gather(2, t[..., None])[..., 0]
 
     def _nll_chunked(self, fx: Tensor, fy: Tensor, q: Tensor,
                      t: Tensor) -> Tuple[Tensor, Tensor, Tensor]:
@@ -310,7 +382,15 @@ class BootstrapLoss(nn.Module):
         # mean over the valid queries (0 if none) without a host sync
         count = valid.sum().clamp(min=1).to(nll.dtype)
         loss_desc = torch.where(valid, nll, nll.new_zeros(())).sum() / count
-        loss_kpt = torch.cat([bce_a, bce_b], dim=1).mean()
+        bce = torch.cat([bce_a, bce_b], dim=1)
+        if self.kpt_valid_only:
+            # a cell warped out of the other image has no correspondence:
+            # neither a positive nor a negative (else the detector learns
+            # the crop border, where cells leave the image most often)
+            loss_kpt = torch.where(valid, bce, bce.new_zeros(())).sum() / \
+                count
+        else:
+            loss_kpt = bce.mean()
         w = self.loss_weight
         return dict(
             loss_boot_desc=loss_desc * self.desc_weight * w,

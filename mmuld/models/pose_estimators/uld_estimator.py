@@ -11,6 +11,7 @@ from mmpose.utils.typing import (ConfigType, OptConfigType, OptMultiConfig,
 from torch import Tensor
 
 from mmuld.clustering import image_exemplars
+from mmuld.clustering.dense_decoding import similarity_peaks
 from mmuld.clustering.pseudo_label_bank import (BANK_BUFFER_PREFIX,
                                                 PseudoLabelBank)
 from mmuld.registry import MODELS
@@ -18,7 +19,8 @@ from ..utils.affine import random_affine_pair
 from ..utils.keypoint_ops import (heatmap_nms, refine_subpixel,
                                   render_gaussian_heatmap, sample_descriptors)
 from ..utils.self_training_augment import (augment_config,
-                                           augment_with_labels)
+                                           augment_with_labels,
+                                           photometric_change)
 from .stages import STAGE_NAMES, VAE_STAGES, StageSchedule
 from .utils import adopt_buffer_shapes, gather_landmarks, to_pred_instances
 
@@ -295,6 +297,10 @@ class ULDEstimator(BasePoseEstimator):
         feats = self.extract_feat(inputs)
         return self.detector_head(feats), self.descriptor_head(feats)
 
+    def descriptor_map(self, inputs: Tensor) -> Tensor:
+        """The descriptor volume F of a batch, ``(B, D, h, w)``."""
+        return self.descriptor_head(self.extract_feat(inputs))
+
     def extract_keypoints(self, inputs: Tensor,
                           dense: bool = False,
                           min_keypoints: int = 0) -> Dict[str, Tensor]:
@@ -569,8 +575,15 @@ class ULDEstimator(BasePoseEstimator):
         pair = random_affine_pair(
             inputs,
             max_rotation=cfg.get('max_rotation', 30.0),
-            flip_prob=cfg.get('flip_prob', 0.5))
-        both = torch.cat([inputs, pair.images])
+            flip_prob=cfg.get('flip_prob', 0.5),
+            scale_range=cfg.get('boot_scale_range'),
+            max_shift=cfg.get('boot_max_shift', 0.0))
+        copies = pair.images
+        photo = cfg.get('boot_photometric')
+        if photo:
+            copies = photometric_change(
+                copies, **({} if photo is True else photo))
+        both = torch.cat([inputs, copies])
         feats = self.extract_feat(both)
         logits = self.detector_head(feats)
         desc = self.descriptor_head(feats)
@@ -601,6 +614,13 @@ class ULDEstimator(BasePoseEstimator):
         kpts, valid, desc = out['keypoints'], out['valid'], out['descriptors']
         bsz, k = kpts.shape[0], self.num_landmarks
         pose = torch.zeros(bsz, dtype=torch.long, device=kpts.device)
+        if self.uld_centroids.numel() and self.uld_pose_centroids.numel() \
+                and 'codes' in out:
+            pose = torch.cdist(out['codes'],
+                               self.uld_pose_centroids).argmin(1)
+        pose = pose.clamp(max=max(self.uld_centroids.shape[0] - 1, 0))
+        if self.uld_centroids.numel() and self.decode_mode() == 'peaks':
+            return self._peak_landmarks(out['desc_map'], pose)
         if self.uld_centroids.numel() == 0:
             # no clustering round yet: the K best keypoints, by score
             n = min(k, kpts.shape[1])
@@ -609,10 +629,6 @@ class ULDEstimator(BasePoseEstimator):
             idx[:, :n] = torch.where(valid[:, :n],
                                      torch.arange(n, device=kpts.device), -1)
         else:
-            if self.uld_pose_centroids.numel() and 'codes' in out:
-                pose = torch.cdist(out['codes'],
-                                   self.uld_pose_centroids).argmin(1)
-            pose = pose.clamp(max=self.uld_centroids.shape[0] - 1)
             idx = torch.empty((bsz, k), dtype=torch.long, device=kpts.device)
             for q in pose.unique():
                 sel = pose == q
@@ -627,6 +643,38 @@ class ULDEstimator(BasePoseEstimator):
                 res['keypoints'], out['desc_map'],
                 self.uld_centroids[pose].to(out['desc_map'].dtype))
         return res
+
+    def decode_mode(self) -> str:
+        """``test_cfg.decode``: ``'exemplar'`` (default, the paper: each
+        keypoint candidate goes to its nearest centroid, the candidate
+        nearest to a centroid is its landmark) or ``'peaks'`` (a landmark
+        is the peak of its centroid's similarity over every map cell,
+        :func:`similarity_peaks`; the clustering rounds decode the same
+        way with ``PseudoLabelHook(decode='peaks')``)."""
+        mode = self.test_cfg.get('decode', 'exemplar')
+        if mode not in ('exemplar', 'peaks'):
+            raise ValueError("test_cfg.decode must be 'exemplar' or 'peaks',"
+                             f' got {mode!r}')
+        return mode
+
+    def _peak_landmarks(self, desc_map: Tensor,
+                        pose: Tensor) -> Dict[str, Tensor]:
+        """Landmarks as the peaks of the centroid similarity maps
+        (``test_cfg.decode='peaks'``), with the centroids of each image's
+        pose cluster.
+
+        Returns:
+            dict: as :meth:`assign_landmarks`; the score of a landmark is
+            its peak similarity.
+        """
+        cents = self.uld_centroids[pose].to(desc_map.dtype)
+        res = similarity_peaks(desc_map, cents, self.stride,
+                               radius=self.stride,
+                               border=self.test_cfg.get('border', 1),
+                               with_descriptors=True)
+        return dict(keypoints=res['keypoints'], scores=res['peak'],
+                    visible=res['valid'].float(),
+                    descriptors=res['descriptors'], pose_labels=pose)
 
     def _refine_on_similarity(self, kpts: Tensor, desc_map: Tensor,
                               centroids: Tensor) -> Tensor:

@@ -218,8 +218,8 @@ def random_affine_pair(images: Tensor,
                        flip_prob: float = 0.5,
                        scale_range: Optional[Tuple[float, float]] = None,
                        padding_mode: str = 'zeros',
-                       generator: Optional[torch.Generator] = None
-                       ) -> AffinePair:
+                       generator: Optional[torch.Generator] = None,
+                       max_shift: float = 0.0) -> AffinePair:
     """Create an augmented copy of a batch with known random affine warps.
 
     Used for the SiLK-style bootstrapping of the detector / descriptor heads
@@ -234,6 +234,8 @@ def random_affine_pair(images: Tensor,
         padding_mode (str): ``grid_sample`` padding mode for the uncovered
             corners. Defaults to ``'zeros'``.
         generator (torch.Generator, optional): CPU RNG for reproducibility.
+        max_shift (float): Maximum shift, a fraction of the image side
+            (+-, per axis). Defaults to 0.
 
     Returns:
         AffinePair: ``(images, matrices, map_points)``.
@@ -251,6 +253,12 @@ def random_affine_pair(images: Tensor,
         generator=generator,
         device=images.device,
         dtype=dtype)
+    if max_shift > 0:
+        shift = (torch.rand(B, 2, generator=generator, dtype=torch.float64)
+                 * 2 - 1) * max_shift * torch.tensor([W, H],
+                                                     dtype=torch.float64)
+        matrices = matrices.clone()
+        matrices[:, :, 2] += shift.to(matrices)
     warped = warp_images(images, matrices, padding_mode=padding_mode)
     return AffinePair(warped, matrices,
                       partial(transform_points, matrices=matrices))

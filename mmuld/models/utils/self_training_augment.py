@@ -89,6 +89,50 @@ def augment_with_labels(inputs: Tensor,
     return imgs, kp, valid & inside, m
 
 
+def photometric_change(images: Tensor,
+                       brightness: float = 0.3,
+                       contrast: float = 0.3,
+                       saturation: float = 0.5,
+                       hue_shuffle: float = 0.5,
+                       grayscale: float = 0.2,
+                       generator: Optional[torch.Generator] = None
+                       ) -> Tensor:
+    """Random per-image colour changes of a normalised RGB batch.
+
+    Brightness, contrast and saturation jitter as in
+    :func:`augment_with_labels`, plus, with probability ``hue_shuffle``, a
+    random permutation of the colour channels and, with probability
+    ``grayscale``, the grey image: two copies of one object then differ in
+    colour as two instances of a category do (a ginger and a grey cat), so
+    descriptors that match them must rest on shape, not on colour.
+    """
+    B, C, _, _ = images.shape
+    dev, dtype = images.device, images.dtype
+
+    def rand(*shape):
+        return torch.rand(*shape, generator=generator).to(dev, dtype)
+
+    out = images
+    if C == 3 and hue_shuffle > 0:
+        perms = torch.stack([torch.randperm(3, generator=generator)
+                             for _ in range(B)]).to(dev)
+        shuffled = out.gather(1, perms[:, :, None, None].expand_as(out))
+        pick = rand(B, 1, 1, 1) < hue_shuffle
+        out = torch.where(pick, shuffled, out)
+    if C == 3 and saturation > 0:
+        gray = out.mean(1, keepdim=True)
+        s = 1 + (rand(B, 1, 1, 1) * 2 - 1) * saturation
+        s = torch.where(rand(B, 1, 1, 1) < grayscale, torch.zeros_like(s), s)
+        out = gray + (out - gray) * s
+    if contrast > 0:
+        mean = out.mean((1, 2, 3), keepdim=True)
+        out = mean + (out - mean) * (1 + (rand(B, 1, 1, 1) * 2 - 1) *
+                                     contrast)
+    if brightness > 0:
+        out = out + (rand(B, 1, 1, 1) * 2 - 1) * brightness
+    return out
+
+
 def augment_config(cfg) -> Optional[Dict]:
     """Resolve ``train_cfg.augment``: None/False off, True defaults."""
     if cfg is None or cfg is False:
