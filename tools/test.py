@@ -85,19 +85,6 @@ def merge_args(cfg: Config, args: argparse.Namespace) -> Config:
     return cfg
 
 
-class _CheckCheckpointHook(Hook):
-    """Refuse a checkpoint of another method, K or Q than the config."""
-
-    def __init__(self, config: str, filename: str) -> None:
-        self.config = config
-        self.filename = filename
-
-    def after_load_checkpoint(self, runner, checkpoint: dict) -> None:
-        from mmuld.utils import check_checkpoint_meta
-        check_checkpoint_meta(runner.model, checkpoint, self.filename,
-                              runner.cfg, self.config)
-
-
 class _SaveMetricsHook(Hook):
     """Write the final metrics to ``--out``."""
 
@@ -123,8 +110,9 @@ def main() -> None:
         from mmuld.registry import RUNNERS
         runner = RUNNERS.build(cfg)
     if cfg.get('load_from'):
+        from mmuld.engine.hooks import CheckpointCheckHook
         runner.register_hook(
-            _CheckCheckpointHook(args.config, cfg.load_from), 'VERY_HIGH')
+            CheckpointCheckHook(cfg.load_from, args.config), 'VERY_HIGH')
     if args.out:
         runner.register_hook(_SaveMetricsHook(args.out), 'LOWEST')
     runner.test()

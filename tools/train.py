@@ -93,6 +93,12 @@ def main() -> None:
     else:
         from mmuld.registry import RUNNERS
         runner = RUNNERS.build(cfg)
+    if cfg.get('load_from') and not cfg.get('resume'):
+        # a foreign checkpoint would load nothing (mmengine loads
+        # non-strictly) and train from random weights
+        from mmuld.engine.hooks import CheckpointCheckHook
+        runner.register_hook(
+            CheckpointCheckHook(cfg.load_from, args.config), 'VERY_HIGH')
     runner.train()
 
 

@@ -205,3 +205,27 @@ def find_resumable_checkpoint(work_dir: str,
             logger=logger or 'current',
             level=30)
     return None
+
+
+def save_checkpoint_atomic(runner, filename: str) -> str:
+    """``runner.save_checkpoint(runner.work_dir, filename)``, written to
+    ``filename + '.part'`` first and renamed when complete, so that a run
+    killed (or a disk full) while saving never leaves a truncated file under
+    the final name.
+
+    Args:
+        runner (Runner): The mmengine runner.
+        filename (str): File name in the work dir.
+
+    Returns:
+        str: The saved file's path.
+    """
+    final = osp.join(runner.work_dir, filename)
+    part = final + '.part'
+    try:
+        runner.save_checkpoint(runner.work_dir, filename + '.part')
+        os.replace(part, final)
+    finally:
+        if osp.exists(part):
+            os.remove(part)
+    return final

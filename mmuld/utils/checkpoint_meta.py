@@ -7,7 +7,8 @@ checkpoint it sees saved. Older checkpoints (or ones saved by hand) are
 described from their state dict instead: VAE weights mean D-ULD++, the
 centroid buffers give K and Q. ``tools/test.py`` and
 :func:`mmuld.apis.init_model` refuse a checkpoint whose description
-contradicts the model the config builds, with one message naming both.
+contradicts the model the config builds, with one message naming both,
+and one whose tensors do not fit the model (:mod:`.state_dict_check`).
 """
 from typing import Optional
 
@@ -96,9 +97,10 @@ def checkpoint_meta_of(checkpoint: dict) -> dict:
         out['method'] = 'duld'
     for key, value in state.items():
         name = key[7:] if key.startswith('module.') else key
-        if name == 'uld_centroids' and value.numel():
+        dim = getattr(value, 'dim', lambda: 0)()
+        if name == 'uld_centroids' and dim == 3 and value.numel():
             out['num_landmarks'] = int(value.shape[1])
-        elif name == 'uld_pose_centroids' and value.numel():
+        elif name == 'uld_pose_centroids' and dim == 2 and value.numel():
             out['num_pose_clusters'] = int(value.shape[0])
     out.update({k: v for k, v in meta.items() if v is not None})
     return out
@@ -136,8 +138,10 @@ def check_checkpoint_meta(model,
 
     Compared for D-ULD / D-ULD++ models: the method, K, and Q when both
     sides have one. A checkpoint from an earlier stage of the same method
-    is accepted. ZeroShot models accept any checkpoint (they use its
-    aggregator and fit their own centroids).
+    is accepted. ZeroShot models accept any ULD checkpoint (they use its
+    backbone and fit their own centroids). Then every tensor of the model
+    must be in the checkpoint with its shape, and nothing else
+    (:func:`~mmuld.utils.state_dict_check.check_state_dict_fits`).
 
     Args:
         model (nn.Module): The built model.
@@ -152,12 +156,16 @@ def check_checkpoint_meta(model,
     Raises:
         CheckpointMismatchError: Naming the checkpoint, the config and what
             differs.
+        CheckpointFitError: The checkpoint's tensors do not fit the model.
     """
+    from .state_dict_check import check_state_dict_fits
     got = checkpoint_meta_of(checkpoint)
     want = expected_meta_of(model, cfg)
     if want['method'] in (None, 'zeroshot'):
         # ZeroShot fits its own centroids and takes the aggregator of any
         # trained ULD checkpoint (docs/zeroshot.md)
+        if want['method'] == 'zeroshot':
+            check_state_dict_fits(model, checkpoint, filename)
         return got
     diff = []
     if got['method'] and want['method'] and got['method'] != want['method']:
@@ -171,4 +179,5 @@ def check_checkpoint_meta(model,
             f'checkpoint {filename} is {describe(got)} but the config'
             f'{where} builds {describe(want)}: {" and ".join(diff)} differ. '
             'Use the config the checkpoint was trained with.')
+    check_state_dict_fits(model, checkpoint, filename)
     return got

@@ -23,6 +23,7 @@ from mmuld.clustering.pseudo_label_bank import BANK_BUFFER_PREFIX
 from mmuld.models.pose_estimators.stages import Stage, schedule_of
 from mmuld.models.utils.border import near_border, valid_input_box
 from mmuld.registry import HOOKS
+from mmuld.utils.checkpoint import save_checkpoint_atomic
 
 DATA_BATCH = Optional[dict]
 
@@ -302,7 +303,7 @@ class PseudoLabelHook(Hook):
                 continue
             name = hook.stage_checkpoint(runner, runner.iter)
             if name is not None:
-                runner.save_checkpoint(runner.work_dir, name)
+                save_checkpoint_atomic(runner, name)
                 runner.logger.info(
                     f'saved {name} again with the final clustering round')
 

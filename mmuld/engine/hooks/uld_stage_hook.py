@@ -12,6 +12,7 @@ from mmengine.runner import Runner
 from mmuld.models.pose_estimators.stages import (VAE_STAGES, Stage,
                                                  StageSchedule, schedule_of)
 from mmuld.registry import HOOKS
+from mmuld.utils.checkpoint import save_checkpoint_atomic
 from mmuld.utils.checkpoint_meta import uld_meta
 
 DATA_BATCH = Optional[dict]
@@ -227,7 +228,7 @@ class ULDStageHook(Hook):
                          outputs: Optional[dict] = None) -> None:
         filename = self.stage_checkpoint(runner, runner.iter)
         if filename is not None:
-            runner.save_checkpoint(runner.work_dir, filename)
+            save_checkpoint_atomic(runner, filename)
             runner.logger.info(f'stage done: saved {filename}')
 
     def stage_checkpoint(self, runner: Runner,
