@@ -1,6 +1,7 @@
 # Copyright (c) mmuld contributors. All rights reserved.
 """Inferencer: discovered landmarks on images, folders and videos."""
 import json
+import logging
 import mimetypes
 import os
 import os.path as osp
@@ -31,6 +32,16 @@ IMG_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.ppm', '.bmp', '.pgm', '.tif',
                   '.tiff', '.webp')
 VIDEO_EXTENSIONS = ('.mp4', '.avi', '.mov', '.mkv', '.webm', '.m4v')
 InputType = Union[str, np.ndarray]
+
+
+def _read_image(path: str) -> Optional[np.ndarray]:
+    """BGR image, or None when the file cannot be decoded (empty,
+    truncated, not an image)."""
+    try:
+        img = mmcv.imread(path)
+    except (cv2.error, OSError, ValueError):
+        return None
+    return img if img is not None and img.size else None
 
 
 def _is_video(path: str) -> bool:
@@ -235,23 +246,38 @@ class ULDInferencer(BaseInferencer):
             for i, x in enumerate(inputs)
         ]
 
+        single = len(inputs) == 1
+
         def gen():
             for i, x in enumerate(inputs):
                 if isinstance(x, str):
-                    img = mmcv.imread(x)
+                    img = _read_image(x)
                     if img is None:
-                        raise ValueError(f'cannot read image {x}')
+                        if single:
+                            raise ValueError(f'cannot read image {x}')
+                        # one bad file of a folder or list: skip it, go on
+                        print_log(f'skipping {x}: cannot read the image',
+                                  logger='current', level=logging.WARNING)
+                        continue
                     yield dict(img=img, img_path=x, frame_index=None,
-                               name=osp.basename(x))
+                               name=osp.basename(x), index=i)
                 else:
                     yield dict(img=x, img_path=None, frame_index=None,
-                               name=f'{i:06d}.jpg')
+                               name=f'{i:06d}.jpg', index=i)
 
         return gen(), len(inputs), None
 
     @staticmethod
     def _video_items(path: str) -> Tuple[Iterator[dict], int, dict]:
-        video = mmcv.VideoReader(path)
+        try:
+            video = mmcv.VideoReader(path)
+            frames = len(video)
+        except (ValueError, OSError, cv2.error) as e:
+            raise ValueError(f'cannot read video {path}: not a video file '
+                             f'OpenCV can decode ({e})') from None
+        if frames <= 0 or not video.opened:
+            raise ValueError(f'cannot read video {path}: no frames (not a '
+                             'video file OpenCV can decode)')
         info = dict(path=path, fps=video.fps or 25.0, name=osp.basename(path))
 
         def gen():
@@ -259,9 +285,10 @@ class ULDInferencer(BaseInferencer):
                 if frame is None:
                     break
                 yield dict(img=frame, img_path=path, frame_index=i,
-                           name=f'{osp.splitext(info["name"])[0]}_{i:06d}.jpg')
+                           name=f'{osp.splitext(info["name"])[0]}_{i:06d}.jpg',
+                           index=i)
 
-        return gen(), len(video), info
+        return gen(), frames, info
 
     # ------------------------------------------------------------------ #
     # stages
@@ -316,7 +343,9 @@ class ULDInferencer(BaseInferencer):
             tuple: (collated data for ``test_step``, list of items).
         """
         chunk: List[dict] = []
-        for idx, item in enumerate(inputs):
+        for n, item in enumerate(inputs):
+            # the input's own index: skipped files keep the boxes aligned
+            idx = item.get('index', n)
             box = None
             if bboxes is not None:
                 if idx >= len(bboxes):

@@ -68,7 +68,9 @@ class ULDFaceDataset(BaseCocoStyleDataset):
             missing (checked when the dataset is built) or undecodable
             (counted while training) before the dataset stops with one
             error naming the folder and the count; fewer are skipped with
-            one warning each. In test mode every image must be readable.
+            one warning each. In test mode every ``'test'``-split image
+            must be readable; ``'train'``-split images that cannot be
+            decoded are skipped with one warning each, as in training.
             Defaults to 0.5.
         **kwargs: :class:`mmpose.datasets.BaseCocoStyleDataset` arguments
             (``data_root``, ``data_prefix``, ``pipeline``, ``test_mode``,
@@ -146,7 +148,30 @@ class ULDFaceDataset(BaseCocoStyleDataset):
             raise ValueError(
                 f'annotation file {self.ann_file} is not a COCO keypoint '
                 f'file ({type(e).__name__}: {e})') from None
-        return self._check_images(data_list)
+        data_list = self._check_images(data_list)
+        if self.test_mode:
+            data_list = self._drop_unreadable_train(data_list)
+        return data_list
+
+    def _drop_unreadable_train(self, data_list: List[dict]) -> List[dict]:
+        """In evaluation, skip the ``'train'``-split images that cannot be
+        decoded, as training does (they only fit the regressors); a test
+        image that cannot be read stays an error."""
+        import cv2
+        from mmengine.logging import print_log
+        bad = set()
+        for path in sorted({d['img_path'] for d in data_list
+                            if d.get('uld_split') == 'train'}):
+            try:
+                ok = cv2.imread(path, cv2.IMREAD_UNCHANGED) is not None
+            except cv2.error:
+                ok = False
+            if not ok:
+                bad.add(path)
+                print_log(f'skipping unreadable training image {path} '
+                          f'({_unreadable_detail(path)}) in evaluation',
+                          logger='current', level=30)
+        return [d for d in data_list if d['img_path'] not in bad]
 
     def _image_folder(self, paths: Sequence[str]) -> str:
         folder = self.data_prefix.get('img') or self.data_root

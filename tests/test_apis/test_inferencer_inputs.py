@@ -3,6 +3,7 @@
 convention (visible = found and inside the image; else (0, 0), score 0)
 shared with the export, and the export's output name."""
 import json
+import logging
 import os.path as osp
 
 import cv2
@@ -185,3 +186,47 @@ def test_export_name_cannot_leave_out_dir(inf, tmp_path, name):
             None, None, str(out), split='train', inferencer=inf,
             dataset_name=name)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_folder_skips_unreadable_files_and_keeps_boxes_aligned(
+        uld_checkpoint, tmp_path):
+    """A folder with a corrupt PNG and a 0-byte JPEG: one warning naming
+    each, the readable images are processed, and per-input boxes stay with
+    their images. A single unreadable image and a text file named .mp4 are
+    refused with the file named."""
+    from mmengine.logging import MMLogger
+    whole = ULDInferencer(
+        uld_checkpoint['config'], uld_checkpoint['checkpoint'],
+        device='cpu', roi='whole', cfg_options=uld_checkpoint['cfg_options'],
+        show_progress=False)
+    img = mmcv.imread(IMG)
+    small = img[::4, ::4].copy()
+    cv2.imwrite(str(tmp_path / 'a.png'), small)
+    (tmp_path / 'b.png').write_bytes(b'\x89PNG\r\n\x1a\n broken')
+    (tmp_path / 'c.jpg').write_bytes(b'')
+    cv2.imwrite(str(tmp_path / 'd.png'), small)
+    logger = MMLogger.get_current_instance()
+    seen = []
+    handler = logging.Handler()
+    handler.emit = lambda record: seen.append(record.getMessage())
+    logger.addHandler(handler)
+    try:
+        out = whole(str(tmp_path))
+    finally:
+        logger.removeHandler(handler)
+    names = [osp.basename(p['img_path']) for p in out['predictions']]
+    assert names == ['a.png', 'd.png']
+    skipped = [m for m in seen if m.startswith('skipping')]
+    assert len(skipped) == 2 and 'b.png' in skipped[0] and \
+        'c.jpg' in skipped[1]
+    # boxes given per input follow their own image past a skipped one
+    files = [str(tmp_path / f) for f in ('a.png', 'b.png', 'd.png')]
+    boxes = [[0, 0, 100, 100], [0, 0, 10, 10], [5, 5, 60, 70]]
+    got = whole(files, bboxes=boxes)['predictions']
+    assert got[1]['bbox'] == [5.0, 5.0, 60.0, 70.0]
+    with pytest.raises(ValueError, match=r'cannot read image .*c\.jpg'):
+        whole(str(tmp_path / 'c.jpg'))
+    fake = tmp_path / 'clip.mp4'
+    fake.write_text('not a video')
+    with pytest.raises(ValueError, match=r'cannot read video .*clip\.mp4'):
+        whole(str(fake))

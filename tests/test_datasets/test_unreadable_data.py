@@ -104,6 +104,23 @@ def test_corrupt_test_image_is_an_error_naming_it(data):
     assert ds[0]['inputs'].shape[-2:] == (32, 32)
 
 
+def test_corrupt_training_image_is_skipped_in_evaluation(data, monkeypatch):
+    """The training split of an evaluation skips an undecodable image with
+    one warning, as training does, instead of stopping the evaluation."""
+    logged = []
+    monkeypatch.setattr('mmengine.logging.print_log',
+                        lambda msg, *a, **k: logged.append(msg))
+    names = _files(data / 'uld_5pt_train.json')
+    (data / names[2]).write_bytes(b'\x89PNG truncated')
+    ds = ULDFaceDataset(ann_file='uld_5pt_train.json', data_root=str(data),
+                        pipeline=PIPELINE, uld_split='train', test_mode=True)
+    assert len(ds) == len(names) - 1
+    assert all(ds[i]['data_samples'].img_path != str(data / names[2])
+               for i in range(len(ds)))
+    skips = [m for m in logged if m.startswith('skipping')]
+    assert len(skips) == 1 and names[2] in skips[0]
+
+
 def test_all_training_images_corrupt_stops_early(data):
     for name in _files(data / 'uld_5pt_train.json'):
         (data / name).write_bytes(b'garbage')
