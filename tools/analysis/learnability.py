@@ -28,6 +28,7 @@ import copy
 import json
 import os
 import os.path as osp
+import shutil
 import sys
 import time
 
@@ -40,6 +41,7 @@ if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
 
 from mmuld.evaluation import learnability as L  # noqa: E402
+from mmuld.evaluation import run_checks  # noqa: E402
 from mmuld.utils import register_all_modules  # noqa: E402
 
 METHODS = ('zeroshot', 'duld', 'dldpp')
@@ -81,6 +83,9 @@ def parse_args(argv=None):
                    '(an upper bound; about 6 minutes on 2 CPU cores)')
     p.add_argument('--supervised-config', default=osp.join(
         ROOT, 'configs/supervised_face_world_cpu.py'))
+    p.add_argument('--allow-overlap', action='store_true',
+                   help='accept test images that are also training images '
+                   '(refused by default; the report then says so)')
     return p.parse_args(argv)
 
 
@@ -142,6 +147,9 @@ def _evaluate(cfg: Config, checkpoint, work_dir: str) -> dict:
         if ev['type'] == 'LandmarkDumpMetric':
             ev['out_file'] = osp.join(work_dir, 'landmarks.json')
     runner = Runner.from_cfg(cfg)
+    if checkpoint:
+        from mmuld.engine.hooks import CheckpointCheckHook
+        runner.register_hook(CheckpointCheckHook(checkpoint), 'VERY_HIGH')
     metrics = runner.test()
     return dict(metrics={k: float(v) for k, v in metrics.items()
                          if isinstance(v, (int, float))},
@@ -155,6 +163,15 @@ def main(argv=None) -> dict:
     os.makedirs(work, exist_ok=True)
     t0 = time.time()
     part_names = _part_names(args)
+    i, j = args.norm_points
+    print(f'{len(part_names)} points per object ({", ".join(part_names)}); '
+          f'NME normalised by the distance of {part_names[i]} and '
+          f'{part_names[j]} (--norm-points {i} {j})')
+    data_checks = run_checks.check_splits(
+        _abs(args.data_root, args.train_ann),
+        _abs(args.data_root, args.test_ann), args.data_root,
+        allow_overlap=args.allow_overlap,
+        warn=lambda msg: print(f'warning: {msg}'))
     cfg = Config.fromfile(args.config)
     _set_data(cfg, args)
     cfg.merge_from_dict(args.cfg_options)
@@ -177,10 +194,7 @@ def main(argv=None) -> dict:
             _truncate_stages(tcfg, last + 1)
         for i, n in enumerate(names[:last + 1]):
             ckpts[n] = osp.join(train_dir, f'stage{i + 1}_{n}.pth')
-        if not all(osp.isfile(p) for p in ckpts.values()):
-            runner = Runner.from_cfg(tcfg)
-            runner.train()
-            del runner
+        _train_or_reuse(tcfg, train_dir, list(ckpts.values()), args)
         timings['training_s'] = time.time() - t0
 
     for method in ('dldpp', 'duld'):
@@ -256,7 +270,8 @@ def main(argv=None) -> dict:
                                        part_names)
     summary = dict(
         data_root=args.data_root, train_ann=args.train_ann,
-        test_ann=args.test_ann, config=args.config,
+        test_ann=args.test_ann, data_checks=data_checks,
+        config=args.config,
         cfg_options=args.cfg_options, num_landmarks=k,
         part_names=part_names, norm_points=list(norm),
         gt_border_fraction=gt_border,
@@ -275,6 +290,8 @@ def main(argv=None) -> dict:
                 f'ground-truth points.\n\n{table}\n')
         if verdict:
             f.write(f'{verdict}\n')
+        for line in _data_notes(data_checks):
+            f.write(f'\n{line}\n')
         if rounds:
             f.write('\nTraining pseudo-labels of every clustering round '
                     'against the ground truth (training images, 2-fold):'
@@ -287,6 +304,8 @@ def main(argv=None) -> dict:
                   f'{r["worst_part"]} {100 * r["worst_part_accuracy"]:.0f} %'
                   for r in rounds))
     print('\n' + table)
+    for line in _data_notes(data_checks):
+        print(line)
     if verdict:
         print(verdict)
     print(f'picture grid: {grid}')
@@ -294,6 +313,83 @@ def main(argv=None) -> dict:
           f'figures: {osp.join(work, "learnability.json")}')
     print(f'wall time: {timings["total_s"]:.0f} s')
     return summary
+
+
+def _data_notes(checks: dict) -> list:
+    """Report lines for what the data checks let through."""
+    out = []
+    if checks['overlap']:
+        out.append(f'NOTE: {len(checks["overlap"])} of the '
+                   f'{checks["test_images"]} test images are also training '
+                   'images (--allow-overlap): the figures are optimistic.')
+    for split in ('train', 'test'):
+        if checks['dropped'][split]:
+            out.append(f'NOTE: {len(checks["dropped"][split])} {split} '
+                       'objects without a labelled point were not used.')
+        if checks['duplicates'][split]:
+            out.append(f'NOTE: {len(checks["duplicates"][split])} {split} '
+                       'images are listed more than once.')
+    if checks['unreadable_train']:
+        out.append(f'NOTE: {len(checks["unreadable_train"])} training '
+                   'images could not be read and were skipped.')
+    return out
+
+
+def _train_or_reuse(tcfg: Config, train_dir: str, ckpts: list,
+                    args) -> None:
+    """Train, or reuse the stage checkpoints of an earlier run made from
+    the same config, data and code (``fingerprint.json``, written before
+    training and marked finished after it). Anything else (another input,
+    an unfinished run, a missing or truncated checkpoint) is trained again
+    from scratch, after removing the earlier run's files, so that the
+    report never mixes two runs."""
+    from mmuld.utils import is_intact_checkpoint
+    plain = tcfg.to_dict()
+    plain.pop('work_dir', None)
+    (plain.get('visualizer') or {}).pop('name', None)
+    images = [osp.join(args.data_root, im['file_name']) for im in json.load(
+        open(_abs(args.data_root, args.train_ann)))['images']]
+    fp = run_checks.run_fingerprint(
+        plain, [_abs(args.data_root, args.train_ann)], images,
+        osp.join(ROOT, 'mmuld'))
+    record = osp.join(train_dir, 'fingerprint.json')
+    old = None
+    if osp.isfile(record):
+        try:
+            with open(record) as f:
+                old = json.load(f)
+        except (OSError, json.JSONDecodeError):
+            old = None
+    differ = run_checks.fingerprint_mismatch(
+        (old or {}).get('inputs'), fp)
+    finished = bool(old and old.get('finished')) and all(
+        is_intact_checkpoint(p) for p in ckpts)
+    if finished and not differ:
+        print(f'reusing the stage checkpoints in {train_dir}: same config, '
+              'data and code')
+        return
+    if osp.isdir(train_dir) and os.listdir(train_dir):
+        if differ == ['no record']:
+            why = 'no record of what its files were made from'
+        elif differ:
+            why = f'its {" and ".join(differ)} differ'
+        else:
+            why = 'the earlier run did not finish'
+        print(f'training again in {train_dir} ({why}); the earlier run\'s '
+              'checkpoints and clustering rounds are removed')
+        shutil.rmtree(train_dir)
+    os.makedirs(train_dir, exist_ok=True)
+
+    def write(finished: bool) -> None:
+        with open(record + '.part', 'w') as f:
+            json.dump(dict(inputs=fp, finished=finished), f, indent=1)
+        os.replace(record + '.part', record)
+
+    write(False)
+    runner = Runner.from_cfg(tcfg)
+    runner.train()
+    del runner
+    write(True)
 
 
 def _part_names(args) -> list:
