@@ -4,7 +4,7 @@
 # make_synthetic_world.py face), train D-ULD++ with a CPU-sized trainable
 # backbone (its stage-2 checkpoint is D-ULD), run ZeroShot on the bootstrapped
 # backbone, and compare all three with the mean-shape and random-point
-# baselines (tools/analysis/learnability.py). About 2 minutes on 2 CPU
+# baselines (tools/analysis/learnability.py). About 4-5 minutes on 2 CPU
 # cores after set-up. Prints the table and the path of the picture grid.
 #
 # Environment: WORK_DIR (default work_dirs/learnability), FACE_WORLD (data

@@ -145,7 +145,9 @@ MUTANTS: List[Dict] = [
         what='bootstrapping pairs made with identity transforms',
         file=EST,
         old="max_rotation=cfg.get('max_rotation', 30.0),\n"
-        "            flip_prob=cfg.get('flip_prob', 0.5))",
+        "            flip_prob=cfg.get('flip_prob', 0.5),\n"
+        "            scale_range=cfg.get('boot_scale_range'),\n"
+        "            max_shift=cfg.get('boot_max_shift', 0.0))",
         new='max_rotation=0.0,\n            flip_prob=0.0)',
         tests=[T_LOSS],
         learning=True),
