@@ -6,9 +6,10 @@ A printed result must not be made from stale, foreign or leaked inputs:
 * :func:`check_splits` reads both annotation files and refuses, before any
   training, what would make the result wrong or stop the run after hours:
   an empty split, NaN or infinite keypoints, a test image that cannot be
-  read, and test images that are also training images (the same file, or
-  identical pixels; allowed only on request, and then reported). It also
-  lists what is only worth a warning: duplicated images, objects that
+  read, a test image listed twice, and test images that are also training
+  images (the same file, or identical pixels; allowed only on request, and
+  then reported). It also lists what is only worth a warning: training
+  images listed twice, objects that
   mmpose's instance filter drops (no labelled point, ``iscrowd``, every
   coordinate <= 0), training images that cannot be read (skipped).
 * :func:`run_fingerprint` digests what a training run is made from (the
@@ -121,6 +122,13 @@ def check_splits(train_ann: str,
     """
     train = _split_summary(train_ann, data_root)
     test = _split_summary(test_ann, data_root)
+    if test['duplicates']:
+        # the benchmark scores one object per test image: a second listing
+        # would be scored against the other listing's ground truth
+        raise DataCheckError(
+            f'{test_ann} lists {len(test["duplicates"])} images more than '
+            f'once ({_names(test["duplicates"])}); the benchmark scores one '
+            'object per test image: list each image once')
     if train['raw'] == test['raw'] and not allow_overlap:
         raise DataCheckError(
             f'the test json {test_ann} is the training json {train_ann}: '

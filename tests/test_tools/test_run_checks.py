@@ -110,17 +110,25 @@ def test_bad_data_is_refused_with_the_file_named(world):
 def test_dropped_duplicated_and_unreadable_are_listed(world):
     root = world['root']
     kp0 = [v for p in ([0, 0], ) * 5 for v in (*p, 0)]
-    test = _write_split(root, 'test2.json', ['im4.png', 'im5.png', 'im5.png'],
-                        start=100, kps=[None, kp0, None])
+    test = _write_split(root, 'test2.json', ['im4.png', 'im5.png'],
+                        start=100, kps=[None, kp0])
+    train = _write_split(root, 'train2.json', world['names'][:4] +
+                         ['im0.png'])
     with open(osp.join(root, 'im1.png'), 'wb') as f:
         f.write(b'')
     notes = []
-    rep = check_splits(world['train'], test, root, warn=notes.append)
+    rep = check_splits(train, test, root, warn=notes.append)
     assert len(rep['dropped']['test']) == 1
     assert rep['dropped']['test'][0].endswith('im5.png')
-    assert len(rep['duplicates']['test']) == 1
+    assert len(rep['duplicates']['train']) == 1
     assert [osp.basename(p) for p in rep['unreadable_train']] == ['im1.png']
     assert len(notes) == 3
+    # a test image listed twice would be scored against one listing's GT
+    twice = _write_split(root, 'twice.json', ['im4.png', 'im5.png',
+                                              'im5.png'], start=100)
+    with pytest.raises(DataCheckError, match=r'lists 1 images more than '
+                       r'once \(.*im5\.png'):
+        check_splits(world['train'], twice, root)
     tool = _tool()
     lines = tool._data_notes(rep)
     assert any('1 test objects without a labelled point' in ln
