@@ -232,8 +232,10 @@ def _cpu_model():
 
     from mmuld.registry import MODELS
     from mmuld.utils import register_all_modules
+    from mmengine.registry import DefaultScope
     register_all_modules(init_default_scope=False)
-    return MODELS.build(Config.fromfile(CPU_CFG).model)
+    with DefaultScope.overwrite_default_scope('mmuld'):
+        return MODELS.build(Config.fromfile(CPU_CFG).model)
 
 
 def test_foreign_checkpoints_are_refused(tmp_path):
@@ -293,3 +295,27 @@ def test_atomic_save_leaves_no_truncated_checkpoint(tmp_path):
     path = save_checkpoint_atomic(Runner(False), 'stage1_bootstrap.pth')
     assert os.listdir(tmp_path) == ['stage1_bootstrap.pth']
     assert open(path, 'rb').read().endswith(b' rest')
+
+
+def test_load_from_hook_refuses_a_foreign_state_dict():
+    """tools/test.py and tools/train.py (load_from) register
+    CheckpointCheckHook: mmengine calls it with the loaded checkpoint
+    before copying it into the model."""
+    from mmengine.config import Config
+
+    from mmuld.engine.hooks import CheckpointCheckHook
+    from mmuld.utils import CheckpointFitError
+    model = _cpu_model()
+
+    class FakeRunner:
+        cfg = Config.fromfile(CPU_CFG)
+
+    FakeRunner.model = model
+    FakeRunner.cfg.load_from = 'work_dirs/x/other.pth'
+    hook = CheckpointCheckHook(config_name='dldpp_face_world_cpu.py')
+    hook.after_load_checkpoint(FakeRunner, dict(state_dict=model.state_dict()))
+    with pytest.raises(CheckpointFitError,
+                       match=r'work_dirs/x/other\.pth .*2 unexpected'):
+        hook.after_load_checkpoint(FakeRunner, dict(state_dict=dict(
+            model.state_dict(), **{'head.w': torch.zeros(1),
+                                   'head.b': torch.zeros(1)})))
