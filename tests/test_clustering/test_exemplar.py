@@ -66,7 +66,7 @@ def test_bad_input():
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason='needs CUDA')
 def test_results_on_the_device_of_the_inputs_cuda():
-    # issue 12 item 10: CUDA is picked for the computation when available,
+    # CUDA is picked for the computation when available,
     # yet CPU inputs must give CPU results (and CUDA inputs CUDA results)
     rng = np.random.default_rng(1)
     desc = torch.from_numpy(rng.normal(size=(50, 4)).astype(np.float32))

@@ -1,5 +1,5 @@
 # Copyright (c) mmuld contributors. All rights reserved.
-"""Training dynamics of issue 12: ELBO reaching the detector, frozen
+"""Training dynamics: ELBO reaching the detector, frozen
 descriptors, augmentation that moves the labels, keypoint selection."""
 import copy
 

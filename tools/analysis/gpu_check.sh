@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# One device run of the training-speed checks (issue 13) on a CUDA machine
+# One device run of the training-speed checks on a CUDA machine
 # whose Python has torch but not the OpenMMLab stack.
 #
 # Prepare on the development machine (wheels of the pure-python packages,
@@ -93,7 +93,7 @@ run() {  # name, timeout, command...
     timeout "$limit" "$@" 2>&1 | tee "$OUT/$name.log" | \
         grep -v "Warning\|pkg_resources\|loss_scaler\|USDT\|gpuGetDevice" | tail -n 50 | tee -a "$OUT/summary.txt"
 }
-# issue 13's setting (SD at the 256 px crop), before and after
+# the targets' setting (SD at the 256 px crop), before and after
 run naive256 150 $BT --naive --no-cp --sd-input-size 0
 run fast256_amp 150 $BT --amp --no-cp --sd-input-size 0 \
     ${PROFILE:+--profile}

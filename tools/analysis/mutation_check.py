@@ -54,7 +54,7 @@ T_TRAIN = 'tests/test_engine/test_train_tool.py'
 # the end-to-end learning test (run with every training mutant if present)
 T_LEARN = 'tests/test_engine/test_learning.py'
 
-#: The mutants of issue 15's table. ``old`` must occur exactly once in
+#: The mutants. ``old`` must occur exactly once in
 #: ``file``; ``tests`` are the files expected to kill the mutant;
 #: ``learning`` adds the end-to-end learning test when it exists.
 MUTANTS: List[Dict] = [
