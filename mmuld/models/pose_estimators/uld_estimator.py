@@ -95,7 +95,11 @@ class ULDEstimator(BasePoseEstimator):
         train_cfg (dict, optional): ``sigma`` of the pseudo-label Gaussians
             (map pixels), ``max_rotation`` / ``flip_prob`` of the
             bootstrapping augmentation (default 30 degrees and 0.5, the
-            paper's flips and rotations), ``correspondence_weight`` (weight
+            paper's flips and rotations), ``boot_scale_range``,
+            ``boot_max_shift`` and ``boot_photometric`` (the warped copy
+            of bootstrapping also differs in scale, position and colour,
+            see :func:`photometric_change`; default off, the paper),
+            ``correspondence_weight`` (weight
             of the bootstrapping descriptor loss kept during D-ULD
             self-training, ``loss_correspondence``; default 0, the paper;
             see :meth:`_loss_duld`), ``augment`` (random affine +
@@ -119,7 +123,10 @@ class ULDEstimator(BasePoseEstimator):
             ``min_keypoints`` (NMS peaks kept per image even below
             ``score_thr``; ``'k'``, default, means K) and
             ``softargmax_temperature`` (optional landmark decoding of dense
-            candidates, see :meth:`_refine_on_similarity`).
+            candidates, see :meth:`_refine_on_similarity`) and ``decode``
+            (``'exemplar'``, default, the paper, or ``'peaks'``: landmarks
+            at the peaks of the centroid similarity maps, see
+            :meth:`decode_mode`).
         data_preprocessor (dict, optional): Data preprocessor config.
         init_cfg (dict, optional): Initialisation config.
         metainfo (dict, optional): Dataset meta information.
