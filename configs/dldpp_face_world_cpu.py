@@ -55,7 +55,7 @@ custom_hooks = [
         decode='peaks',
         overcluster=4,
         separation=0.08,
-        peak_radius=0.1),
+        peak_radius=0.05),
 ]
 default_hooks = dict(
     logger=dict(interval=25),
