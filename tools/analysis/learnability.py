@@ -373,6 +373,8 @@ def _train_or_reuse(tcfg: Config, train_dir: str, ckpts: list,
             why = 'no record of what its files were made from'
         elif differ:
             why = f'its {" and ".join(differ)} differ'
+        elif old and old.get('finished'):
+            why = 'a stage checkpoint is missing or truncated'
         else:
             why = 'the earlier run did not finish'
         print(f'training again in {train_dir} ({why}); the earlier run\'s '
