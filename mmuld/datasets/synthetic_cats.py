@@ -20,8 +20,8 @@ from typing import Dict, Optional, Tuple
 
 import numpy as np
 
-from .synthetic_common import (Projector, draw_background, ellipse, fill,
-                               fill_facing, light_and_noise, polyline,
+from .synthetic_common import (PoseRanges, Projector, draw_background, ellipse,
+                               fill, fill_facing, light_and_noise, polyline,
                                write_world)
 
 KEYPOINT_NAMES = ('left_eye', 'right_eye', 'nose', 'left_ear_tip',
@@ -34,55 +34,23 @@ _FUR = np.array([[40, 110, 210], [130, 130, 130], [35, 35, 40],
 
 
 @dataclass
-class CatWorldConfig:
-    """Ranges of the cat world (each ``(low, high)`` sampled uniformly).
+class CatWorldConfig(PoseRanges):
+    """Ranges of the cat world: :class:`PoseRanges` and its own fields.
 
     Args:
-        image_size (int): Square image side in pixels.
         head_size (float): Head half-width at scale 1, as a fraction of
             the image side.
-        rotation (float): Max in-plane rotation in degrees (+-).
-        scale (tuple): Scale range of the head.
-        translation (float): Max shift of the head centre, fraction of the
-            image side (+-, each axis).
-        yaw (float): Max yaw-like out-of-plane rotation in degrees (+-).
-        shape_jitter (float): Relative jitter of the proportions.
-        lighting (float): Max strength of a linear lighting gradient.
-        noise (float): Max std of the Gaussian pixel noise (0-255 scale).
-        clutter (tuple): Range of the number of background shapes.
         stripes_prob (float): Probability of tabby stripes.
     """
-    image_size: int = 128
     head_size: float = 0.27
-    rotation: float = 20.0
-    scale: Tuple[float, float] = (0.85, 1.1)
-    translation: float = 0.05
-    yaw: float = 30.0
-    shape_jitter: float = 0.1
-    lighting: float = 0.35
-    noise: float = 6.0
-    clutter: Tuple[int, int] = (3, 10)
     stripes_prob: float = 0.5
 
     def validate(self) -> None:
         """Raise ``ValueError`` naming the first out-of-range value."""
-        checks = [
-            ('image_size', self.image_size >= 16),
+        self.check_ranges('cat', [
             ('head_size', 0 < self.head_size <= 0.5),
-            ('rotation', 0 <= self.rotation <= 180),
-            ('scale', 0 < self.scale[0] <= self.scale[1]),
-            ('translation', 0 <= self.translation < 0.5),
-            ('yaw', 0 <= self.yaw < 90),
-            ('shape_jitter', 0 <= self.shape_jitter < 0.5),
-            ('lighting', 0 <= self.lighting < 1),
-            ('noise', self.noise >= 0),
-            ('clutter', 0 <= self.clutter[0] <= self.clutter[1]),
             ('stripes_prob', 0 <= self.stripes_prob <= 1),
-        ]
-        for name, ok in checks:
-            if not ok:
-                raise ValueError(
-                    f'cat world: invalid {name}={getattr(self, name)!r}')
+        ])
 
 
 def _tone(rng: np.random.Generator, base: np.ndarray,

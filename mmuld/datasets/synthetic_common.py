@@ -12,11 +12,60 @@ images and COCO keypoint jsons of any such renderer.
 import json
 import os
 import os.path as osp
-from dataclasses import asdict
+from dataclasses import asdict, dataclass, fields
 from typing import Callable, Dict, List, Sequence, Tuple
 
 import cv2
 import numpy as np
+
+
+@dataclass
+class PoseRanges:
+    """Ranges shared by the drawn worlds (each ``(low, high)`` is sampled
+    uniformly); a world's config adds its object's own fields.
+
+    Args:
+        image_size (int): Square image side in pixels.
+        rotation (float): Max in-plane rotation in degrees (+-).
+        scale (tuple): Scale range of the object.
+        translation (float): Max shift of the object centre, fraction of
+            the image side (+-, each axis).
+        yaw (float): Max yaw-like out-of-plane rotation in degrees (+-).
+        shape_jitter (float): Relative jitter of the object's proportions.
+        lighting (float): Max strength of a linear lighting gradient.
+        noise (float): Max std of the Gaussian pixel noise (0-255 scale).
+        clutter (tuple): Range of the number of background shapes.
+    """
+    image_size: int = 128
+    rotation: float = 20.0
+    scale: Tuple[float, float] = (0.85, 1.1)
+    translation: float = 0.05
+    yaw: float = 30.0
+    shape_jitter: float = 0.1
+    lighting: float = 0.35
+    noise: float = 6.0
+    clutter: Tuple[int, int] = (3, 10)
+
+    def check_ranges(self, world: str, own: Sequence[Tuple[str, bool]]
+                     ) -> None:
+        """Raise ``ValueError`` naming the first out-of-range value of the
+        shared ranges, then of ``own`` (``(field, ok)`` pairs)."""
+        checks = [
+            ('image_size', self.image_size >= 16),
+            ('rotation', 0 <= self.rotation <= 180),
+            ('scale', 0 < self.scale[0] <= self.scale[1]),
+            ('translation', 0 <= self.translation < 0.5),
+            ('yaw', 0 <= self.yaw < 90),
+            ('shape_jitter', 0 <= self.shape_jitter < 0.5),
+            ('lighting', 0 <= self.lighting < 1),
+            ('noise', self.noise >= 0),
+            ('clutter', 0 <= self.clutter[0] <= self.clutter[1]),
+        ] + list(own)
+        for name, ok in checks:
+            if not ok:
+                raise ValueError(
+                    f'{world} world: invalid {name}={getattr(self, name)!r}')
+
 
 SHIFT = 4  # sub-pixel bits for cv2.fillPoly
 
@@ -283,3 +332,29 @@ def write_world(out_dir: str,
     with open(osp.join(out_dir, meta_file), 'w') as f:
         json.dump(meta, f, indent=1)
     return paths
+
+
+def add_config_options(parser, config_cls) -> None:
+    """One ``--field-name`` option per field of a world's config dataclass
+    (a tuple field takes ``LOW HIGH``), its default the config's."""
+    defaults = config_cls()
+    for f in fields(config_cls):
+        value = getattr(defaults, f.name)
+        flag = '--' + f.name.replace('_', '-')
+        if isinstance(value, tuple):
+            parser.add_argument(
+                flag, type=type(value[0]), nargs=2, default=list(value),
+                metavar=('LOW', 'HIGH'),
+                help=f'range (default {value[0]} {value[1]})')
+        else:
+            parser.add_argument(flag, type=type(value), default=value,
+                                help=f'(default {value})')
+
+
+def config_from_options(args, config_cls):
+    """The config of :func:`add_config_options`' parsed options."""
+    kw = {}
+    for f in fields(config_cls):
+        value = getattr(args, f.name)
+        kw[f.name] = tuple(value) if isinstance(value, list) else value
+    return config_cls(**kw)

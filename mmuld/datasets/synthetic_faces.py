@@ -23,8 +23,8 @@ from typing import Dict, Optional, Tuple
 
 import numpy as np
 
-from .synthetic_common import (Projector, draw_background, ellipse, fill,
-                               fill_facing, light_and_noise, polyline,
+from .synthetic_common import (PoseRanges, Projector, draw_background, ellipse,
+                               fill, fill_facing, light_and_noise, polyline,
                                rand_color, write_world)
 
 KEYPOINT_NAMES = ('left_eye', 'right_eye', 'nose', 'left_mouth',
@@ -33,59 +33,26 @@ _HALF_HEIGHT = 1.3  # head half-height in face units (half-width is 1)
 
 
 @dataclass
-class FaceWorldConfig:
-    """Ranges of the face world (each ``(low, high)`` is sampled uniformly).
+class FaceWorldConfig(PoseRanges):
+    """Ranges of the face world: :class:`PoseRanges` and its own fields.
 
     Args:
-        image_size (int): Square image side in pixels.
         face_size (float): Head half-width at scale 1, as a fraction of the
             image side.
-        rotation (float): Max in-plane rotation in degrees (+-).
-        scale (tuple): Scale range of the head.
-        translation (float): Max shift of the head centre, fraction of the
-            image side (+-, each axis).
-        yaw (float): Max yaw-like out-of-plane rotation in degrees (+-).
-        shape_jitter (float): Relative jitter of the facial proportions
-            (eye spacing, mouth width, nose length, ...).
-        lighting (float): Max strength of a linear lighting gradient.
-        noise (float): Max std of the Gaussian pixel noise (0-255 scale).
-        clutter (tuple): Range of the number of background shapes.
         ears_prob (float): Probability that ears are drawn.
         hair_prob (float): Probability that hair is drawn.
     """
-    image_size: int = 128
     face_size: float = 0.26
-    rotation: float = 20.0
-    scale: Tuple[float, float] = (0.85, 1.1)
-    translation: float = 0.05
-    yaw: float = 30.0
-    shape_jitter: float = 0.1
-    lighting: float = 0.35
-    noise: float = 6.0
-    clutter: Tuple[int, int] = (3, 10)
     ears_prob: float = 0.7
     hair_prob: float = 0.7
 
     def validate(self) -> None:
         """Raise ``ValueError`` naming the first out-of-range value."""
-        checks = [
-            ('image_size', self.image_size >= 16),
+        self.check_ranges('face', [
             ('face_size', 0 < self.face_size <= 0.5),
-            ('rotation', 0 <= self.rotation <= 180),
-            ('scale', 0 < self.scale[0] <= self.scale[1]),
-            ('translation', 0 <= self.translation < 0.5),
-            ('yaw', 0 <= self.yaw < 90),
-            ('shape_jitter', 0 <= self.shape_jitter < 0.5),
-            ('lighting', 0 <= self.lighting < 1),
-            ('noise', self.noise >= 0),
-            ('clutter', 0 <= self.clutter[0] <= self.clutter[1]),
             ('ears_prob', 0 <= self.ears_prob <= 1),
             ('hair_prob', 0 <= self.hair_prob <= 1),
-        ]
-        for name, ok in checks:
-            if not ok:
-                raise ValueError(
-                    f'face world: invalid {name}={getattr(self, name)!r}')
+        ])
 
 
 def render_face(rng: np.random.Generator,

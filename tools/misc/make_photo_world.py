@@ -16,7 +16,6 @@ layout of make_synthetic_world.py.
 import argparse
 import os.path as osp
 import sys
-from dataclasses import fields
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 if ROOT not in sys.path:
@@ -24,6 +23,8 @@ if ROOT not in sys.path:
 
 from mmuld.datasets.photo_world import (PhotoWorldConfig,  # noqa: E402
                                         make_photo_world)
+from mmuld.datasets.synthetic_common import (  # noqa: E402
+    add_config_options, config_from_options)
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -36,16 +37,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument('--num-train', type=int, default=400)
     p.add_argument('--num-test', type=int, default=150)
     p.add_argument('--seed', type=int, default=0)
-    defaults = PhotoWorldConfig()
-    for f in fields(PhotoWorldConfig):
-        value = getattr(defaults, f.name)
-        flag = '--' + f.name.replace('_', '-')
-        if isinstance(value, tuple):
-            p.add_argument(flag, type=type(value[0]), nargs=2,
-                           default=list(value), metavar=('LOW', 'HIGH'))
-        else:
-            p.add_argument(flag, type=type(value), default=value,
-                           help=f'(default {value})')
+    add_config_options(p, PhotoWorldConfig)
     return p.parse_args(argv)
 
 
@@ -53,12 +45,11 @@ def main(argv=None) -> dict:
     args = parse_args(argv)
     if len(args.ann) != len(args.img_root):
         sys.exit('make_photo_world: give one --img-root per --ann')
-    kw = {f.name: getattr(args, f.name) for f in fields(PhotoWorldConfig)}
-    kw = {k: tuple(v) if isinstance(v, list) else v for k, v in kw.items()}
     try:
-        paths = make_photo_world(args.out_dir, args.ann, args.img_root,
-                                 args.num_train, args.num_test, args.seed,
-                                 PhotoWorldConfig(**kw))
+        paths = make_photo_world(
+            args.out_dir, args.ann, args.img_root, args.num_train,
+            args.num_test, args.seed,
+            config_from_options(args, PhotoWorldConfig))
     except (ValueError, OSError) as e:
         sys.exit(f'make_photo_world: {e}')
     print(f'photo world: {args.num_train} train + {args.num_test} test '

@@ -19,12 +19,13 @@ Train and test come from disjoint random streams of ``--seed``.
 import argparse
 import os.path as osp
 import sys
-from dataclasses import fields
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
 
+from mmuld.datasets.synthetic_common import (  # noqa: E402
+    add_config_options, config_from_options)
 from mmuld.datasets.synthetic_worlds import WORLDS, make_world  # noqa: E402
 
 
@@ -38,30 +39,17 @@ def parse_args(argv=None) -> argparse.Namespace:
         q.add_argument('--num-train', type=int, default=400)
         q.add_argument('--num-test', type=int, default=150)
         q.add_argument('--seed', type=int, default=0)
-        defaults = world.config()
-        for f in fields(world.config):
-            value = getattr(defaults, f.name)
-            flag = '--' + f.name.replace('_', '-')
-            if isinstance(value, tuple):
-                q.add_argument(flag, type=type(value[0]), nargs=2,
-                               default=list(value), metavar=('LOW', 'HIGH'),
-                               help=f'range (default {value[0]} {value[1]})')
-            else:
-                q.add_argument(flag, type=type(value), default=value,
-                               help=f'(default {value})')
+        add_config_options(q, world.config)
     return p.parse_args(argv)
 
 
 def main(argv=None) -> dict:
     args = parse_args(argv)
     world = WORLDS[args.category]
-    kw = {}
-    for f in fields(world.config):
-        v = getattr(args, f.name)
-        kw[f.name] = tuple(v) if isinstance(v, list) else v
     try:
         paths = make_world(args.category, args.out_dir, args.num_train,
-                           args.num_test, args.seed, world.config(**kw))
+                           args.num_test, args.seed,
+                           config_from_options(args, world.config))
     except ValueError as e:
         sys.exit(f'make_synthetic_world: {e}')
     print(f'{args.category} world: {args.num_train} train + '
