@@ -1,41 +1,21 @@
 # Copyright (c) mmuld contributors. All rights reserved.
 """A clustering round that places the landmarks at similarity peaks, and
 the model decoding the same way, on the real face samples."""
-import os.path as osp
-from types import SimpleNamespace
-
 import numpy as np
 import torch
-from mmengine.config import Config
 from mmengine.dataset import pseudo_collate
-from mmengine.logging import MMLogger
 
 from mmuld.engine import PseudoLabelHook
-from mmuld.registry import DATASETS, MODELS
-from mmuld.utils import register_all_modules
-
-ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-FACES = osp.join(ROOT, 'data', 'face_samples')
+from mmuld.testing import cpu_round_setup
 
 
 def _runner(tmp_path):
-    register_all_modules()
-    cfg = Config.fromfile(
-        osp.join(ROOT, 'configs', 'dldpp_face_world_cpu.py'))
-    torch.manual_seed(0)
-    model = MODELS.build(cfg.model)
-    model.set_stage('duld')
-    ds_cfg = cfg.train_dataloader.dataset
-    ds_cfg.update(data_root=FACES, ann_file='uld_5pt_train.json')
-    dataset = DATASETS.build(ds_cfg)
+    model, runner, dataset, cfg = cpu_round_setup(str(tmp_path),
+                                                  'peak_round')
     hook_cfg = next(h for h in cfg.custom_hooks
                     if h['type'] == 'PseudoLabelHook')
     hook = PseudoLabelHook(**{k: v for k, v in hook_cfg.items()
                               if k != 'type'})
-    runner = SimpleNamespace(
-        model=model, train_dataloader=SimpleNamespace(dataset=dataset),
-        iter=model.stage_schedule[1].start, work_dir=str(tmp_path),
-        logger=MMLogger.get_instance('peak_round'))
     return model, hook, runner, dataset
 
 

@@ -11,10 +11,10 @@ from types import SimpleNamespace
 
 import torch
 from mmengine.config import Config
-from mmengine.logging import MMLogger
 
 from mmuld.engine import PseudoLabelHook
-from mmuld.registry import DATASETS, MODELS
+from mmuld.registry import MODELS
+from mmuld.testing import cpu_round_setup
 from mmuld.utils import register_all_modules
 from mmuld.utils.tensor_memory import TensorMemoryTracker
 
@@ -25,22 +25,8 @@ FACES = osp.join(ROOT, 'data', 'face_samples')
 def _setup():
     """The CPU default model (a trainable ResNet: its parameters require
     grad) on the real face samples, entered into the D-ULD stage."""
-    register_all_modules()
-    cfg = Config.fromfile(
-        osp.join(ROOT, 'configs', 'dldpp_face_world_cpu.py'))
-    torch.manual_seed(0)
-    model = MODELS.build(cfg.model)
-    model.set_stage('duld')
+    model, runner, _, _ = cpu_round_setup(name='round_no_grad')
     model.train()
-    ds_cfg = cfg.train_dataloader.dataset
-    ds_cfg.update(data_root=FACES, ann_file='uld_5pt_train.json')
-    dataset = DATASETS.build(ds_cfg)
-    runner = SimpleNamespace(
-        model=model,
-        train_dataloader=SimpleNamespace(dataset=dataset),
-        iter=model.stage_schedule[1].start,
-        work_dir='unused',
-        logger=MMLogger.get_instance('round_no_grad'))
     return model, runner
 
 
