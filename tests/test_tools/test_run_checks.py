@@ -319,3 +319,21 @@ def test_load_from_hook_refuses_a_foreign_state_dict():
         hook.after_load_checkpoint(FakeRunner, dict(state_dict=dict(
             model.state_dict(), **{'head.w': torch.zeros(1),
                                    'head.b': torch.zeros(1)})))
+
+
+def test_zeroshot_gets_the_options_its_config_has():
+    """``--cfg-options`` reach the ZeroShot config where it has the key's
+    parent (e.g. the backbone), not where it has none."""
+    from mmengine.config import Config
+    cfg = Config.fromfile(
+        osp.join(ROOT, 'configs', 'zeroshot_face_world_cpu.py'))
+    options = {
+        'model.backbone.out_stride': 8,
+        'seed': 3,
+        'train_dataloader.batch_size': 4,
+        'model.no_such_part.x': 1,
+    }
+    assert _tool()._options_for(cfg, options) == {
+        'model.backbone.out_stride': 8,
+        'seed': 3,
+    }

@@ -119,8 +119,9 @@ def _options_for(cfg: Config, options: dict) -> dict:
     """The overrides whose top-level key is set in ``cfg`` (e.g. ZeroShot
     has no ``train_dataloader``) and whose path exists there."""
     out = {}
+    tree = cfg.to_dict()
     for key, value in options.items():
-        node = cfg
+        node = tree
         for part in key.split('.')[:-1]:
             node = node.get(part) if isinstance(node, dict) else None
             if node is None:
