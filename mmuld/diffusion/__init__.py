@@ -1,0 +1,8 @@
+# Copyright (c) mmuld contributors. All rights reserved.
+from .components import (SD15_SCHEDULER_KWARGS, build_text_encoder,
+                         build_unet, build_vae, save_sd_folder)
+
+__all__ = [
+    'SD15_SCHEDULER_KWARGS', 'build_text_encoder', 'build_unet', 'build_vae',
+    'save_sd_folder'
+]
