@@ -1,0 +1,156 @@
+# Copyright (c) mmuld contributors. All rights reserved.
+"""The small diffusion trainer: saves a folder SD's loader reads, resumes
+bit-exactly and refuses what would lose work."""
+import json
+import os.path as osp
+
+import cv2
+import numpy as np
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from mmuld.datasets.synthetic_common import split_rng
+from mmuld.datasets.synthetic_faces import FaceWorldConfig, render_face
+from mmuld.diffusion import SmallDiffusionConfig, SmallDiffusionTrainer
+from mmuld.diffusion.probe import keypoint_probe_error
+from mmuld.models.backbones import StableDiffusionBackbone
+
+UNET_WEIGHTS = 'unet/diffusion_pytorch_model.safetensors'
+
+
+def _faces(folder, n, size=32, seed=0):
+    """Write ``n`` drawn faces; return their keypoints in [0, 1]."""
+    cfg = FaceWorldConfig()
+    kpts = []
+    for i in range(n):
+        img, pts, _ = render_face(split_rng(seed, 'train', i), cfg)
+        kpts.append(pts / img.shape[0])
+        cv2.imwrite(osp.join(folder, f'{i:03d}.png'),
+                    cv2.resize(img, (size, size),
+                               interpolation=cv2.INTER_AREA))
+    return torch.tensor(np.stack(kpts), dtype=torch.float32)
+
+
+def _cfg(**kw):
+    base = dict(
+        size=32,
+        steps=4,
+        vae_steps=4,
+        batch_size=4,
+        vae_batch_size=4,
+        vae_channels=(8, 16),
+        unet_channels=(16, 32),
+        cross_attention_dim=32,
+        warmup=2,
+        save_every=2,
+        val_every=4,
+        num_samples=2,
+        sample_steps=2)
+    base.update(kw)
+    return SmallDiffusionConfig(**base)
+
+
+@pytest.fixture(scope='module')
+def image_dir(tmp_path_factory):
+    folder = tmp_path_factory.mktemp('faces')
+    _faces(str(folder), 8)
+    return str(folder)
+
+
+def test_saved_folder_loads_in_the_sd_backbone(image_dir, tmp_path):
+    out = str(tmp_path / 'sd')
+    trainer = SmallDiffusionTrainer(image_dir, out, _cfg(), progress=False)
+    info = trainer.run()
+    assert info['images'] == 8 and info['held_out'] == 2
+    assert info['kept'] in ('raw', 'ema')
+    for name in ('samples.png', 'reconstructions.png',
+                 'training_info.json'):
+        assert osp.isfile(osp.join(out, name))
+    backbone = StableDiffusionBackbone(
+        pretrained=out, agg_channels=8, out_stride=4, timesteps=(50, 250))
+    # the weights the backbone runs are the ones trained and kept
+    saved = load_file(osp.join(out, UNET_WEIGHTS))
+    for name, p in backbone.unet.state_dict().items():
+        assert torch.equal(p, saved[name]), name
+    for name, p in trainer.unet.state_dict().items():
+        assert torch.equal(p, saved[name]), name
+    assert backbone.vae.config.scaling_factor == pytest.approx(
+        info['scaling_factor'])
+    assert info['scaling_factor'] != pytest.approx(0.18215)
+    assert backbone.vae_scale_factor == 2
+    feats = backbone(torch.rand(2, 3, 32, 32) * 2 - 1)[0]
+    assert feats.shape == (2, 8, 8, 8) and torch.isfinite(feats).all()
+
+
+def test_resume_is_bit_exact_and_work_is_never_overwritten(
+        image_dir, tmp_path):
+    straight = str(tmp_path / 'straight')
+    SmallDiffusionTrainer(
+        image_dir, straight, _cfg(steps=6), progress=False).run()
+    split = str(tmp_path / 'split')
+    SmallDiffusionTrainer(
+        image_dir, split, _cfg(steps=2), progress=False).run()
+    with pytest.raises(FileExistsError, match='--resume'):
+        SmallDiffusionTrainer(
+            image_dir, split, _cfg(steps=6), progress=False).run()
+    with pytest.raises(ValueError, match='batch_size'):
+        SmallDiffusionTrainer(
+            image_dir, split, _cfg(steps=6, batch_size=2),
+            progress=False).run(resume=True)
+    SmallDiffusionTrainer(
+        image_dir, split, _cfg(steps=6), progress=False).run(resume=True)
+    a = load_file(osp.join(straight, UNET_WEIGHTS))
+    b = load_file(osp.join(split, UNET_WEIGHTS))
+    assert a.keys() == b.keys()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    with open(osp.join(split, 'training_info.json')) as f:
+        log = json.load(f)['log']
+    with open(osp.join(straight, 'training_info.json')) as f:
+        assert json.load(f)['log'] == log
+
+
+def test_bad_inputs_are_named(tmp_path):
+    with pytest.raises(FileNotFoundError, match='nowhere'):
+        SmallDiffusionTrainer(
+            str(tmp_path / 'nowhere'), str(tmp_path / 'o'), _cfg())
+    empty = tmp_path / 'empty'
+    empty.mkdir()
+    with pytest.raises(ValueError, match='No images'):
+        SmallDiffusionTrainer(str(empty), str(tmp_path / 'o'), _cfg())
+    with pytest.raises(ValueError, match='size'):
+        SmallDiffusionTrainer(
+            str(empty), str(tmp_path / 'o'), _cfg(size=30))
+
+
+class _KnownFeatures(torch.nn.Module):
+    """A stand-in backbone whose one layer marks the keypoints' cells
+    (``exact``) or carries no information at all."""
+
+    def __init__(self, kpts, exact):
+        super().__init__()
+        self.kpts, self.exact = kpts, exact
+
+    def extract_features(self, images):
+        n, k = len(images), self.kpts.shape[1]
+        f = torch.full((n, 1, k, 16, 16), 1e-3)
+        if self.exact:
+            idx = (self.kpts[:n] * 16).long().clamp(0, 15)
+            for i in range(n):
+                for j in range(k):
+                    f[i, 0, j, idx[i, j, 1], idx[i, j, 0]] = 1.0
+        return [f]
+
+
+def test_keypoint_probe_on_known_answers():
+    gen = torch.Generator().manual_seed(0)
+    kpts = (torch.randint(2, 14, (12, 5, 2), generator=gen) + 0.5) / 16
+    images = torch.zeros(12, 3, 64, 64)
+    exact = keypoint_probe_error(
+        _KnownFeatures(kpts, True), images[:8], kpts[:8], images[:4],
+        kpts[:4])
+    blind = keypoint_probe_error(
+        _KnownFeatures(kpts, False), images[:8], kpts[:8], images[:4],
+        kpts[:4])
+    assert exact == pytest.approx(0.0, abs=1e-6)
+    assert blind > 0.2
