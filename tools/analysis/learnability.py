@@ -2,15 +2,17 @@
 """Does the method discover landmarks? Train, evaluate, compare.
 
 One command trains D-ULD++ (its stage-2 checkpoint is D-ULD), runs
-ZeroShot on the bootstrapped backbone, evaluates all three on a COCO
-keypoint set of any object with N named points, and compares them with
-two baselines that discover nothing: the mean training shape put on every
-crop (forward NME) and K random points per crop. ``--supervised`` adds an
-upper bound: mmpose's top-down ResNet-18 + HeatmapHead trained with the
-training ground truth. Every row gets the forward / backward NME, the
-accuracy of every ground-truth part (a landmark within 0.2 normalisers),
-the worst part and the spread of the landmarks; the verdict says
-"discovers landmarks" only when D-ULD++ beats the baselines by a wide
+ZeroShot on the bootstrapped backbone (or, when its config sets
+``zeroshot_from_bootstrap = False``, on its own config's backbone, e.g.
+frozen diffusion features and a random aggregator), evaluates all three on
+a COCO keypoint set of any object with N named points, and compares them
+with two baselines that discover nothing: the mean training shape put on
+every crop (forward NME) and K random points per crop. ``--supervised``
+adds an upper bound: mmpose's top-down ResNet-18 + HeatmapHead trained
+with the training ground truth. Every row gets the forward / backward NME,
+the accuracy of every ground-truth part (a landmark within 0.2
+normalisers), the worst part and the spread of the landmarks; the verdict
+says "discovers landmarks" only when D-ULD++ beats the baselines by a wide
 margin **and** finds every part.
 
     .venv/bin/python tools/analysis/learnability.py \\
@@ -182,14 +184,24 @@ def main(argv=None) -> dict:
     runs = {}
     timings = {}
 
+    zcfg = None
+    if 'zeroshot' in args.methods:
+        zcfg = Config.fromfile(args.zeroshot_config)
+        _set_data(zcfg, args)
+        zcfg.merge_from_dict(_options_for(zcfg, args.cfg_options))
+    # ZeroShot clusters the bootstrapped backbone's features, or (paper
+    # Sec. 3.1, frozen SD features) those of its own config
+    zeroshot_boot = zcfg is not None and zcfg.get('zeroshot_from_bootstrap',
+                                                  True)
+    trained = [m for m in args.methods if m != 'zeroshot' or zeroshot_boot]
     ckpts = {}
-    if set(args.methods) & {'duld', 'dldpp', 'zeroshot'}:
+    if trained:
         tcfg = copy.deepcopy(cfg)
         tcfg.work_dir = train_dir
         _own_visualizer(tcfg, 'train')
         names = [s['name'] for s in tcfg.model.stages]
         want = {'zeroshot': 'bootstrap', 'duld': 'duld', 'dldpp': 'dldpp'}
-        needed = [want[m] for m in args.methods]
+        needed = [want[m] for m in trained]
         last = max(names.index(n) for n in needed)
         if last + 1 < len(names):
             _truncate_stages(tcfg, last + 1)
@@ -204,12 +216,10 @@ def main(argv=None) -> dict:
             runs[method] = _evaluate(cfg, ckpts[method],
                                      osp.join(work, f'eval_{method}'))
             timings[f'eval_{method}_s'] = time.time() - t
-    if 'zeroshot' in args.methods:
+    if zcfg is not None:
         t = time.time()
-        zcfg = Config.fromfile(args.zeroshot_config)
-        _set_data(zcfg, args)
-        zcfg.merge_from_dict(_options_for(zcfg, args.cfg_options))
-        runs['zeroshot'] = _evaluate(zcfg, ckpts.get('bootstrap'),
+        boot = ckpts.get('bootstrap') if zeroshot_boot else None
+        runs['zeroshot'] = _evaluate(zcfg, boot,
                                      osp.join(work, 'eval_zeroshot'))
         timings['eval_zeroshot_s'] = time.time() - t
     if args.supervised:
