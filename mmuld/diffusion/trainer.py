@@ -185,9 +185,11 @@ class SmallDiffusionTrainer:
         val = idx % self.cfg.val_every == self.cfg.val_every - 1
         if len(images) < 2 * self.cfg.val_every:
             val = torch.zeros_like(val)  # too few to hold any out
+        self.num_held_out = int(val.sum())
         train = images[~val]
         if self.cfg.flip:
             train = torch.cat([train, train.flip(-1)])
+        # with none held out, the scores are taken on a training image
         return train, images[val] if val.any() else images[:1]
 
     def _batch(self, n: int, size: int) -> Tensor:
@@ -439,7 +441,7 @@ class SmallDiffusionTrainer:
         info = dict(
             images=len(kept),
             train_images=int(len(train) / (2 if self.cfg.flip else 1)),
-            held_out=len(val),
+            held_out=self.num_held_out,
             fingerprint=self.fingerprint,
             cfg=asdict(self.cfg),
             scaling_factor=float(self.vae.config.scaling_factor))
