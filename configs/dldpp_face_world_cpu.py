@@ -5,42 +5,11 @@
 # shortened to minutes on 2 CPU cores and the learning rates raised to match.
 _base_ = [
     './_base_/default_runtime.py', './_base_/models/dldpp_resnet.py',
-    './_base_/schedules/dldpp_schedule.py', './_base_/datasets/face_world.py'
+    './_base_/schedules/dldpp_cpu_schedule.py',
+    './_base_/datasets/face_world.py'
 ]
 
-stages = [
-    dict(
-        name='bootstrap',
-        iters=400,
-        lr=1e-3,
-        frozen=['pose_vae'],
-        pseudo_labels=None),
-    dict(
-        name='duld',
-        iters=400,
-        lr=1e-3,
-        frozen=['pose_vae'],
-        pseudo_labels='kmeans'),
-    dict(
-        name='proxy',
-        iters=50,
-        lr=5e-4,
-        frozen=['backbone', 'descriptor_head'],
-        pseudo_labels='kmeans'),
-    dict(
-        name='dldpp',
-        iters=200,
-        lr=5e-4,
-        frozen=[
-            'backbone', 'descriptor_head', 'pose_vae.decoder',
-            'pose_vae.fc_decode'
-        ],
-        pseudo_labels='two_stage'),
-]
-model = dict(stages=stages)
-cluster_interval = 100
-train_cfg = dict(max_iters=sum(s['iters'] for s in stages))
-optim_wrapper = dict(optimizer=dict(lr=1e-3))
+model = dict(stages={{_base_.stages}})
 custom_hooks = [
     dict(type='NaNLossHook'),
     dict(type='ULDStageHook'),
@@ -49,7 +18,7 @@ custom_hooks = [
     # every part")
     dict(
         type='PseudoLabelHook',
-        interval=cluster_interval,
+        interval={{_base_.cluster_interval}},
         num_pose_clusters=4,
         batch_size=64,
         decode='peaks',

@@ -7,41 +7,13 @@
 # --config configs/dldpp_face_world_diffusion_paper.py.
 _base_ = [
     './_base_/default_runtime.py', './_base_/models/dldpp_sd.py',
-    './_base_/schedules/dldpp_schedule.py', './_base_/datasets/face_world.py',
+    './_base_/schedules/dldpp_cpu_schedule.py',
+    './_base_/datasets/face_world.py',
     './_base_/models/small_diffusion_backbone.py'
 ]
 
-stages = [
-    dict(
-        name='bootstrap',
-        iters=400,
-        lr=1e-3,
-        frozen=['pose_vae'],
-        pseudo_labels=None),
-    dict(
-        name='duld',
-        iters=400,
-        lr=1e-3,
-        frozen=['pose_vae'],
-        pseudo_labels='kmeans'),
-    dict(
-        name='proxy',
-        iters=50,
-        lr=5e-4,
-        frozen=['backbone', 'descriptor_head'],
-        pseudo_labels='kmeans'),
-    dict(
-        name='dldpp',
-        iters=200,
-        lr=5e-4,
-        frozen=[
-            'backbone', 'descriptor_head', 'pose_vae.decoder',
-            'pose_vae.fc_decode'
-        ],
-        pseudo_labels='two_stage'),
-]
 model = dict(
-    stages=stages,
+    stages={{_base_.stages}},
     backbone={{_base_.small_diffusion_backbone}},
     detector_head=dict(
         in_channels={{_base_.small_sd_channels}}, feat_channels=32),
@@ -50,14 +22,12 @@ model = dict(
         feat_channels=64,
         desc_dim=64),
     pose_vae=dict(heatmap_size=(16, 16), base_channels=16, num_stages=2))
-train_cfg = dict(max_iters=sum(s['iters'] for s in stages))
-optim_wrapper = dict(optimizer=dict(lr=1e-3))
 custom_hooks = [
     dict(type='NaNLossHook'),
     dict(type='ULDStageHook'),
     dict(
         type='PseudoLabelHook',
-        interval=100,
+        interval={{_base_.cluster_interval}},
         num_pose_clusters=4,
         batch_size=64),
 ]
