@@ -2,6 +2,7 @@
 from .ced import ced_auc, ced_curve, cumulative_landmark_curve
 from .cluster_quality import cluster_quality
 from .coverage import landmark_spread, part_coverage
+from .descriptor_probe import descriptor_maps, ground_truth_probe
 from .equivariance import equivariance_error
 from .landmark_accuracy import per_landmark_accuracy
 from .nme import (INTEROCULAR_PRESETS, bbox_size, forward_backward_nme,
@@ -13,5 +14,6 @@ __all__ = [
     'INTEROCULAR_PRESETS', 'ced_curve', 'ced_auc',
     'cumulative_landmark_curve', 'per_landmark_accuracy', 'cluster_quality',
     'equivariance_error', 'yaw_breakdown', 'DEFAULT_YAW_BINS',
-    'landmark_spread', 'part_coverage'
+    'landmark_spread', 'part_coverage', 'ground_truth_probe',
+    'descriptor_maps'
 ]

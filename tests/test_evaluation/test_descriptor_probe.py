@@ -1,0 +1,62 @@
+# Copyright (c) mmuld contributors. All rights reserved.
+"""The ground-truth probe on descriptors whose answer is known."""
+import os.path as osp
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+from mmuld.evaluation.functional import ground_truth_probe
+from mmuld.testing.square_world import square_world
+
+ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+
+
+def test_probe_places_parts_with_telling_descriptors_only():
+    _, corners, maps = square_world(n=60, seed=0)
+    kpts = torch.from_numpy(corners).float()
+    ref, query = slice(0, 40), slice(40, 60)
+    good = ground_truth_probe(maps[ref], kpts[ref], maps[query],
+                              kpts[query], stride=4, thrs=(0.1, ))
+    assert good['accuracy'].shape == (1, 4)
+    assert good['accuracy'].min() >= 0.9
+    # descriptors that ignore the location: the peaks are anywhere
+    noise = torch.randn(60, 12, 16, 16, generator=torch.Generator().
+                        manual_seed(0))
+    bad = ground_truth_probe(noise[ref], kpts[ref], noise[query],
+                             kpts[query], stride=4, thrs=(0.1, ))
+    assert bad['accuracy'].max() <= 0.3
+    with pytest.raises(ValueError, match='point counts'):
+        ground_truth_probe(maps[ref], kpts[ref, :3], maps[query],
+                           kpts[query], stride=4)
+
+
+def test_part_probe_tool_on_a_checkpoint(tmp_path):
+    """The command line on a tiny face world and an untrained model."""
+    from mmengine.config import Config
+    from mmengine.runner import save_checkpoint
+
+    from mmuld.datasets.synthetic_faces import FaceWorldConfig, \
+        make_face_world
+    from mmuld.registry import MODELS
+    from mmuld.utils import register_all_modules
+    sys.path.insert(0, osp.join(ROOT, 'tools', 'analysis'))
+    import part_probe
+    register_all_modules()
+    cfg_path = osp.join(ROOT, 'configs', 'dldpp_face_world_cpu.py')
+    model = MODELS.build(Config.fromfile(cfg_path).model)
+    ckpt = str(tmp_path / 'model.pth')
+    save_checkpoint(model.state_dict(), ckpt)
+    make_face_world(str(tmp_path / 'w'), num_train=8, num_test=4, seed=1,
+                    cfg=FaceWorldConfig(image_size=64))
+    res = part_probe.main([
+        cfg_path, ckpt, '--data-root', str(tmp_path / 'w'), '--train-ann',
+        'annotations/train.json', '--test-ann', 'annotations/test.json',
+        '--thrs', '0.2', '1000'
+    ])
+    assert res['names'] == ['left_eye', 'right_eye', 'nose', 'left_mouth',
+                            'right_mouth']
+    acc = np.asarray(res['accuracy'])
+    assert acc.shape == (2, 5)
+    assert (acc[1] == 1).all()  # every peak is within 1000 normalisers

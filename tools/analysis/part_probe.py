@@ -1,0 +1,85 @@
+# Copyright (c) mmuld contributors. All rights reserved.
+"""Can a trained model's descriptors place the ground-truth parts at all?
+
+For each part, the mean descriptor at its ground-truth points over the
+training images is decoded on the test images at its similarity peak, as
+the model decodes a centroid (mmuld.evaluation.functional.
+ground_truth_probe). Prints every part's accuracy at a few thresholds of
+the normaliser. High figures next to low part accuracy of the discovered
+landmarks (learnability.md) mean the clustering chose the wrong places;
+low figures mean the descriptors cannot tell the parts apart. For worlds
+with whole-image boxes (make_synthetic_world.py, make_photo_world.py)::
+
+    .venv/bin/python tools/analysis/part_probe.py \\
+        configs/dldpp_face_world_cpu.py \\
+        work_dirs/learnability/dldpp_train/stage1_bootstrap.pth \\
+        --data-root work_dirs/face_world --train-ann annotations/train.json \\
+        --test-ann annotations/test.json
+"""
+import argparse
+import json
+import os.path as osp
+import sys
+
+ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+if ROOT not in sys.path:
+    sys.path.insert(0, ROOT)
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
+    p.add_argument('config', help='model config')
+    p.add_argument('checkpoint', help='checkpoint of that model')
+    p.add_argument('--data-root', required=True, help='image root')
+    p.add_argument('--train-ann', required=True,
+                   help='reference json (relative to --data-root or absolute)')
+    p.add_argument('--test-ann', required=True, help='query json')
+    p.add_argument('--norm-points', type=int, nargs=2, default=(0, 1),
+                   metavar=('I', 'J'), help='normalising points (default: '
+                   '0 1, the eyes)')
+    p.add_argument('--thrs', type=float, nargs='+', default=[0.1, 0.2, 0.3])
+    return p.parse_args(argv)
+
+
+def main(argv=None) -> dict:
+    from mmengine.config import Config
+    from mmengine.runner import load_checkpoint
+
+    from mmuld.diffusion.probe import load_keypoint_images
+    from mmuld.evaluation.functional import (descriptor_maps,
+                                             ground_truth_probe)
+    from mmuld.registry import MODELS
+    from mmuld.utils import register_all_modules
+    args = parse_args(argv)
+    register_all_modules()
+    cfg = Config.fromfile(args.config)
+    model = MODELS.build(cfg.model)
+    load_checkpoint(model, args.checkpoint, map_location='cpu',
+                    strict=False)
+    size = int(max(cfg.get('input_size', (64, 64))))
+    sets = {}
+    for name, ann in (('train', args.train_ann), ('test', args.test_ann)):
+        path = ann if osp.isabs(ann) else osp.join(args.data_root, ann)
+        images, frac = load_keypoint_images(args.data_root, path, size)
+        sets[name] = (descriptor_maps(model, images), frac * size - 0.5)
+    with open(path, encoding='utf-8') as f:
+        names = json.load(f)['categories'][0].get('keypoints') or []
+    res = ground_truth_probe(*sets['train'], *sets['test'], model.stride,
+                             norm_points=tuple(args.norm_points),
+                             thrs=args.thrs)
+    g = res['accuracy'].shape[1]
+    names = list(names) if len(names) == g else [f'p{i}' for i in range(g)]
+    print('accuracy of ground-truth centroids decoded at their peaks '
+          f'({len(sets["train"][0])} reference, {len(sets["test"][0])} '
+          'query images)')
+    print('| threshold | ' + ' | '.join(names) + ' |')
+    print('| --- ' * (g + 1) + '|')
+    for thr, row in zip(args.thrs, res['accuracy']):
+        print(f'| {thr:g} | ' + ' | '.join(f'{100 * a:.0f} %' for a in row)
+              + ' |')
+    return dict(names=names, thrs=list(args.thrs),
+                accuracy=res['accuracy'].tolist())
+
+
+if __name__ == '__main__':
+    main()
