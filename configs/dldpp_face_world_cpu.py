@@ -13,14 +13,15 @@ model = dict(stages={{_base_.stages}})
 custom_hooks = [
     dict(type='NaNLossHook'),
     dict(type='ULDStageHook'),
-    # landmarks at the similarity peaks of K distinct, sharply peaked
-    # centroids chosen among 4 K clusters (docs/methods.md, "Landmarks on
-    # every part")
+    # candidates at image corners; landmarks at the similarity peaks of K
+    # distinct, sharply peaked centroids chosen among 4 K clusters
+    # (docs/methods.md, "Landmarks on every part")
     dict(
         type='PseudoLabelHook',
         interval={{_base_.cluster_interval}},
         num_pose_clusters=4,
         batch_size=64,
+        candidates='corners',
         decode='peaks',
         overcluster=4,
         separation=0.08,

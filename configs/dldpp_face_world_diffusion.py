@@ -21,3 +21,19 @@ _base_ = [
 ]
 # the CPU default's heads take 64 channels, as many as this aggregator gives
 model = dict(backbone={{_base_.small_diffusion_backbone}})
+# its figures were measured with the detector's dense candidates; corner
+# candidates (the CPU default's) are not measured on diffusion features
+custom_hooks = [
+    dict(type='NaNLossHook'),
+    dict(type='ULDStageHook'),
+    dict(
+        type='PseudoLabelHook',
+        interval={{_base_.cluster_interval}},
+        num_pose_clusters=4,
+        batch_size=64,
+        candidates='dense',
+        decode='peaks',
+        overcluster=4,
+        separation=0.08,
+        peak_radius=0.05),
+]

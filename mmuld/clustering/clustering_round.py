@@ -218,9 +218,21 @@ def summarize(stats: Dict[str, float]) -> str:
 #: (:func:`~mmuld.clustering.dense_decoding.similarity_peaks`) of every
 #: training image for ``centroids`` (``(C, D)`` for all images, or
 #: ``(N, C, D)`` one set per image), stacked in image order: ``keypoints``
-#: (N, C, 2), ``peak`` (N, C), ``margin`` (N, C), ``valid`` (N, C) and, if
-#: asked, ``descriptors`` (N, C, D).
+#: (N, C, 2), ``peak`` (N, C), ``margin`` (N, C), ``valid`` (N, C), if
+#: asked, ``descriptors`` (N, C, D) and, optionally, ``saliency`` (N, C) >= 0
+#: (e.g. the image's corner response at the peak), which then weighs the
+#: margin when the K landmarks are chosen.
 PeakDecoder = Callable[[Tensor, bool], Dict[str, Tensor]]
+
+
+def _rank_score(peaks: Dict[str, Tensor]) -> Tensor:
+    """Per image and centroid, what ranks the centroids: the peak margin,
+    times the peak's ``saliency`` relative to its mean where the decoder
+    gives one (a part is sharply peaked *and* salient in every image)."""
+    if 'saliency' not in peaks:
+        return peaks['margin']
+    sal = peaks['saliency'].float().clamp(min=0)
+    return peaks['margin'].clamp(min=0) * sal / sal.mean().clamp(min=1e-12)
 
 
 def _refine_centroids(cents: Tensor, decode: PeakDecoder,
@@ -258,8 +270,9 @@ def peak_pseudo_labels(descriptors: Tensor,
     1. K-means of the candidates' descriptors into ``M = overcluster * K``
        clusters (K without ``overcluster``).
     2. Every centroid's similarity peak in every training image
-       (``decode``); K centroids with sharp peaks at distinct places are
-       kept (:func:`select_peaked_clusters`).
+       (``decode``); K centroids with sharp (and, with the decoder's
+       ``saliency``, salient) peaks at distinct places are kept
+       (:func:`select_peaked_clusters`).
     3. With ``codes`` (two-stage clustering): K-means of the codes into Q
        pose clusters; inside each, the K centroids are re-estimated as the
        mean descriptor at their peaks in the pose cluster's images and the
@@ -306,8 +319,8 @@ def peak_pseudo_labels(descriptors: Tensor,
         km = kmeans(descriptors, m, seed=seed, device=device, n_init=n_init)
         cents_m = F.normalize(km.centroids.float().cpu(), dim=-1)
         peaks = decode(cents_m, False)
-        sel = select_peaked_clusters(peaks['keypoints'], peaks['margin'], k,
-                                     separation)
+        sel = select_peaked_clusters(peaks['keypoints'], _rank_score(peaks),
+                                     k, separation)
         idx = sel['indices']
         cents = cents_m[idx]
         kpts, valid = peaks['keypoints'][:, idx], peaks['valid'][:, idx]

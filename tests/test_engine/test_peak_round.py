@@ -53,3 +53,35 @@ def test_peak_round_then_test_time_decoding(tmp_path):
             y0 + p.metainfo['input_scale'][1]
         assert (kp[:, 0] >= x0).all() and (kp[:, 0] <= x1).all()
         assert (kp[:, 1] >= y0).all() and (kp[:, 1] <= y1).all()
+
+
+def test_round_candidates_are_the_image_corners(tmp_path):
+    from mmuld.models.utils import sample_descriptors
+    from mmuld.models.utils.border import valid_input_box
+    from mmuld.models.utils.interest_points import corner_candidates
+    model, hook, runner, dataset = _runner(tmp_path)
+    assert hook.candidates == 'corners'
+    res = hook._extract(runner, with_codes=False, dense=True)
+    model.eval()
+    data = model.data_preprocessor(
+        pseudo_collate([dataset[i] for i in range(2)]), False)
+    side = float(data['inputs'].shape[-1])
+    boxes = [valid_input_box(ds.metainfo) for ds in data['data_samples']]
+    kpts, valid = corner_candidates(
+        data['inputs'], 32, window=5, spacing=0.045 * side, boxes=boxes,
+        margin=model.stride)
+    with torch.no_grad():
+        desc = sample_descriptors(
+            model.descriptor_map(data['inputs']), kpts, model.stride)
+    for i in range(2):
+        assert valid[i].sum() >= model.num_landmarks
+        assert torch.equal(res['keypoints'][i], kpts[i][valid[i]])
+        assert torch.allclose(res['descriptors'][i], desc[i][valid[i]],
+                              atol=1e-5)
+        # inside the part of the input that shows the image, off its edge
+        x0, y0, x1, y1 = boxes[i]
+        k = res['keypoints'][i]
+        assert (k[:, 0] >= x0 + model.stride - 1).all()
+        assert (k[:, 0] <= x1 - model.stride + 1).all()
+        assert (k[:, 1] >= y0 + model.stride - 1).all()
+        assert (k[:, 1] <= y1 - model.stride + 1).all()

@@ -224,6 +224,24 @@ MUTANTS: List[Dict] = [
         new='valid = both',
         tests=[T_EQV],
         learning=False),
+    dict(
+        name='corner_candidates_spread',
+        what='corner candidates replaced by points spread over the image',
+        file='mmuld/models/utils/interest_points.py',
+        old='        pts = pts.reshape(-1, 2)[:num]\n',
+        new='        pts = np.random.default_rng(i).uniform(\n'
+        '            8, min(h, w) - 8, (num, 2)).astype(np.float32)\n',
+        tests=['tests/test_models/test_interest_points.py',
+               'tests/test_clustering/test_corner_round.py'],
+        learning=True),
+    dict(
+        name='corner_rank_ignored',
+        what="a round's ranking ignores the corner response at the peaks",
+        file=ROUND,
+        old="    if 'saliency' not in peaks:\n",
+        new='    if True:\n',
+        tests=['tests/test_clustering/test_corner_round.py'],
+        learning=False),
 ]
 
 

@@ -21,7 +21,10 @@ from mmuld.clustering.clustering_round import (health_warnings,
 from mmuld.clustering.dense_decoding import similarity_peaks
 from mmuld.clustering.pseudo_label_bank import BANK_BUFFER_PREFIX
 from mmuld.models.pose_estimators.stages import Stage, schedule_of
+from mmuld.models.utils import sample_descriptors
 from mmuld.models.utils.border import near_border, valid_input_box
+from mmuld.models.utils.interest_points import (corner_candidates,
+                                                corner_strength)
 from mmuld.registry import HOOKS
 from mmuld.utils.checkpoint import save_checkpoint_atomic
 
@@ -90,7 +93,13 @@ class PseudoLabelHook(Hook):
             bootstrapped (SiLK-style) detector scores matchability, a smooth
             map with a few maxima per image, and a detector still learning
             a round's targets has few peaks: NMS candidates then starve the
-            next round (the collapse spiral, docs/methods.md).
+            next round (the collapse spiral, docs/methods.md);
+            ``'corners'``: the image's strongest Shi-Tomasi corners inside
+            the part of the input that shows the image, as many as dense
+            candidates (:func:`corner_candidates`; the places people mark as
+            parts, where a descriptor map learnt from scratch tells every
+            location apart; docs/methods.md, "Candidates at image
+            corners").
         dense_first_round (bool): With ``candidates='nms'``, still use dense
             candidates for the first round after bootstrapping. Defaults
             to True.
@@ -123,6 +132,18 @@ class PseudoLabelHook(Hook):
         refine_steps (int): With ``decode='peaks'``: re-estimations of the
             centroids in a round (of the previous round's, and inside each
             pose cluster with two-stage clustering). Defaults to 1.
+        corner_window (float): With ``candidates='corners'``: side of the
+            structure tensor's window, a share of the input side (rounded
+            to an odd number of pixels, at least 3). Defaults to 0.08
+            (5 pixels of a 64-pixel input).
+        corner_spacing (float): With ``candidates='corners'``: two corners
+            are at least this share of the input side apart. Defaults to
+            0.045.
+        corner_rank (bool): With ``decode='peaks'``: rank the first
+            round's clusters by their peak margin times the image's corner
+            response at the peak (relative to its mean), so that the K
+            landmarks are sharply peaked *and* lie on corners. Defaults to
+            False (the margin alone).
     """
 
     priority = 'ABOVE_NORMAL'
@@ -143,7 +164,10 @@ class PseudoLabelHook(Hook):
                  overcluster: Optional[float] = None,
                  separation: float = 0.08,
                  peak_radius: float = 0.1,
-                 refine_steps: int = 1) -> None:
+                 refine_steps: int = 1,
+                 corner_window: float = 0.08,
+                 corner_spacing: float = 0.045,
+                 corner_rank: bool = False) -> None:
         if interval <= 0:
             raise ValueError('interval must be positive')
         for name, value in (('num_pose_clusters', num_pose_clusters),
@@ -153,10 +177,18 @@ class PseudoLabelHook(Hook):
                                  'an integer >= 1')
         self.interval = interval
         self.dense_first_round = dense_first_round
-        if candidates not in ('dense', 'nms'):
-            raise ValueError(f"candidates must be 'dense' or 'nms', got "
-                             f'{candidates!r}')
+        if candidates not in ('dense', 'nms', 'corners'):
+            raise ValueError("candidates must be 'dense', 'nms' or "
+                             f"'corners', got {candidates!r}")
         self.candidates = candidates
+        for name, value in (('corner_window', corner_window),
+                            ('corner_spacing', corner_spacing)):
+            if not 0 < value < 1:
+                raise ValueError(f'PseudoLabelHook: {name}={value!r} must be '
+                                 'a share of the input side in (0, 1)')
+        self.corner_window = float(corner_window)
+        self.corner_spacing = float(corner_spacing)
+        self.corner_rank = bool(corner_rank)
         if min_candidates != 'k' and (not isinstance(min_candidates, int)
                                       or min_candidates < 0):
             raise ValueError(f"min_candidates must be 'k' or an integer >= 0,"
@@ -332,6 +364,10 @@ class PseudoLabelHook(Hook):
                  dense: bool = False) -> Dict[str, list]:
         """Keypoints, descriptors (and codes) of the whole training set.
 
+        The keypoints are the detector's (dense cells or NMS peaks) or,
+        with ``candidates='corners'``, the image corners of
+        :meth:`_corners`.
+
         Runs without autograd: a round stores only plain tensors, so the
         memory it holds is what it stores, whatever the number of images
         (with autograd on, every stored slice would keep its batch's graph
@@ -351,6 +387,8 @@ class PseudoLabelHook(Hook):
             out = model.extract_keypoints(
                 data['inputs'], dense=dense,
                 min_keypoints=self.min_keypoints(model))
+            if self.candidates == 'corners':
+                out.update(self._corners(model, data, out['desc_map']))
             for i, ds in enumerate(data['data_samples']):
                 idx = int(ds.metainfo['sample_idx'])
                 res['input_size'] = float(max(ds.metainfo['input_size']))
@@ -371,6 +409,32 @@ class PseudoLabelHook(Hook):
             progress.file.flush()
         model.train(was_training)
         return res
+
+    def _corner_window(self, side: float) -> int:
+        """The structure tensor's window in pixels for an input side."""
+        return max(3, int(round(self.corner_window * side)) // 2 * 2 + 1)
+
+    def _corners(self, model, data: dict,
+                 desc_map: torch.Tensor) -> Dict[str, torch.Tensor]:
+        """``candidates='corners'``: the strongest Shi-Tomasi corners of
+        each input inside the part that shows the image (as many as dense
+        candidates, ``test_cfg.dense_max_keypoints``) and the descriptors
+        there."""
+        inputs = data['inputs']
+        side = float(max(inputs.shape[-2:]))
+        num = max(self.min_keypoints(model), int(
+            (model.test_cfg or {}).get('dense_max_keypoints', 32)))
+        window = self._corner_window(side)
+        kpts, valid = corner_candidates(
+            inputs, num, window=window,
+            spacing=self.corner_spacing * side,
+            boxes=[valid_input_box(ds.metainfo)
+                   for ds in data['data_samples']],
+            margin=model.stride)
+        return dict(
+            keypoints=kpts,
+            valid=valid,
+            descriptors=sample_descriptors(desc_map, kpts, model.stride))
 
     @torch.no_grad()
     def _peak_pass(self, runner: Runner, centroids: torch.Tensor,
@@ -401,6 +465,10 @@ class PseudoLabelHook(Hook):
                 radius=self.peak_radius * side,
                 border=(model.test_cfg or {}).get('border', 1),
                 with_descriptors=with_descriptors)
+            if self.corner_rank:
+                res['saliency'] = corner_strength(
+                    data['inputs'], res['keypoints'],
+                    self._corner_window(side))
             for j, i in enumerate(idx):
                 local[i] = {key: v[j].cpu() for key, v in res.items()}
         model.train(was_training)
@@ -484,10 +552,11 @@ class PseudoLabelHook(Hook):
         round_index = (previous.round if previous is not None else 0) + 1
         dense = self.candidates == 'dense' or (self.dense_first_round
                                                and previous is None)
+        kind = {'corners': ', corner candidates'}.get(
+            self.candidates, ', dense candidates' if dense else '')
         runner.logger.info(
             f'clustering round {round_index} (stage "{stage.name}", '
-            f'{"two-stage" if with_codes else "K-means"}'
-            f'{", dense candidates" if dense else ""}) over '
+            f'{"two-stage" if with_codes else "K-means"}{kind}) over '
             f'{num_images} training images')
         local = self._extract(runner, with_codes, dense=dense)
         parts = all_gather_object(local) if get_world_size() > 1 \
