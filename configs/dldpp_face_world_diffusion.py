@@ -1,9 +1,10 @@
 # D-ULD++ on the frozen features of a small latent diffusion model trained
 # on the world's own training images (tools/misc/train_small_diffusion.py):
 # Stable Diffusion's structure at CPU size in place of SD-1.5, a trained
-# aggregator and heads. The rest of the model (bootstrapping, candidates,
-# peak decoding, no flips, the correspondence term) is that of the CPU
-# default configs/dldpp_face_world_cpu.py: on these features it gives 0.23 x
+# aggregator and heads. The rest of the model (bootstrapping, peak
+# decoding, no flips, the correspondence term) is that of the CPU default
+# configs/dldpp_face_world_cpu.py, with the detector's dense candidates
+# instead of its corners (below): on these features it gives 0.23 x
 # the mean shape's forward NME where the paper's choices
 # (configs/dldpp_face_world_diffusion_paper.py) give 0.82 x
 # (docs/methods.md, "Frozen diffusion features on a CPU"). With SD-1.5 use
