@@ -438,11 +438,13 @@ class PseudoLabelHook(Hook):
 
     @torch.no_grad()
     def _peak_pass(self, runner: Runner, centroids: torch.Tensor,
-                   with_descriptors: bool) -> Dict[str, torch.Tensor]:
+                   with_descriptors: bool,
+                   with_saliency: bool = False) -> Dict[str, torch.Tensor]:
         """One pass over the training set: the similarity peaks of
         ``centroids`` ((C, D), or (N, C, D) per image by ``sample_idx``)
         in every image, gathered from all ranks in image order (rank 0's
-        centroids are used everywhere)."""
+        centroids are used everywhere); ``with_saliency`` adds the image's
+        corner response at each peak (``corner_rank``)."""
         if get_world_size() > 1:
             box = [centroids]
             broadcast_object_list(box, src=0)
@@ -465,7 +467,7 @@ class PseudoLabelHook(Hook):
                 radius=self.peak_radius * side,
                 border=(model.test_cfg or {}).get('border', 1),
                 with_descriptors=with_descriptors)
-            if self.corner_rank:
+            if with_saliency:
                 res['saliency'] = corner_strength(
                     data['inputs'], res['keypoints'],
                     self._corner_window(side))
@@ -505,9 +507,11 @@ class PseudoLabelHook(Hook):
         init = None
         if model.pseudo_labels is not None and model.uld_centroids.numel():
             init = model.uld_centroids.float().mean(0).cpu()
+        # only the round that chooses the landmarks ranks them
+        rank = self.corner_rank and init is None
         bank, cents, stats = peak_pseudo_labels(
             desc, num_images, model.num_landmarks,
-            lambda c, d: self._peak_pass(runner, c, d), codes=codes,
+            lambda c, d: self._peak_pass(runner, c, d, rank), codes=codes,
             num_pose_clusters=self.num_pose_clusters, seed=self.seed,
             device=self.device, n_init=self.kmeans_n_init,
             overcluster=self.overcluster,
