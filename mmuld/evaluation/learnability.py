@@ -15,13 +15,13 @@ discovery.
 import glob
 import json
 import os.path as osp
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence
 
 import cv2
 import numpy as np
 
 from mmuld.models.utils.coords import input_to_image_coords
-from .functional import (forward_backward_nme, interocular_distance,
+from .functional import (Normaliser, forward_backward_nme, normaliser,
                          part_coverage)
 
 #: A part is *hit* in an image when a landmark (matched one-to-one to the
@@ -137,7 +137,7 @@ def border_fraction(pred: np.ndarray, valid: np.ndarray, crop: np.ndarray,
 
 
 def score(train: dict, test: dict, band: np.ndarray,
-          norm_indices: Tuple[int, int] = (0, 1),
+          norm_indices: Normaliser = (0, 1),
           names: Optional[Sequence[str]] = None) -> Dict[str, object]:
     """Forward / backward NME, part coverage and border fraction.
 
@@ -145,8 +145,8 @@ def score(train: dict, test: dict, band: np.ndarray,
         train (dict): :func:`split_arrays` of the regressor-fitting split.
         test (dict): The same for the evaluated split.
         band (np.ndarray): (M,) border band of the test images (pixels).
-        norm_indices (tuple): The two GT points whose distance normalises
-            (the eyes: inter-ocular distance).
+        norm_indices (tuple | str): The normaliser (:data:`Normaliser`):
+            two GT points (the eyes: inter-ocular distance) or ``'bbox'``.
         names (Sequence[str], optional): The G part names (default
             ``point_i``).
 
@@ -157,7 +157,7 @@ def score(train: dict, test: dict, band: np.ndarray,
         (``part_accuracy``, ``worst_part``, ``worst_part_accuracy``,
         ``parts_found``, ``all_parts_found``, ``spread``).
     """
-    norm = interocular_distance(test['gt'], *norm_indices)
+    norm = normaliser(test['gt'], norm_indices)
     res = forward_backward_nme(
         train['pred'], train['gt'], test['pred'], test['gt'], norm,
         pred_train_valid=train['valid'], pred_test_valid=test['valid'])
@@ -177,7 +177,7 @@ def score(train: dict, test: dict, band: np.ndarray,
 
 
 def pseudo_label_rounds(folder: str, train: dict,
-                        norm_indices: Tuple[int, int] = (0, 1),
+                        norm_indices: Normaliser = (0, 1),
                         names: Optional[Sequence[str]] = None
                         ) -> List[Dict[str, object]]:
     """How good the training pseudo-labels of every clustering round were.
@@ -196,7 +196,7 @@ def pseudo_label_rounds(folder: str, train: dict,
     Args:
         folder (str): The run's ``pseudo_labels`` folder.
         train (dict): :func:`split_arrays` of the training split.
-        norm_indices (tuple): The GT points of the normaliser.
+        norm_indices (tuple | str): The normaliser (:data:`Normaliser`).
         names (Sequence[str], optional): The GT part names.
 
     Returns:
@@ -233,7 +233,7 @@ def pseudo_label_rounds(folder: str, train: dict,
             gt_ev = train['gt'][ev]
             res = forward_backward_nme(
                 img[fit], train['gt'][fit], img[ev], gt_ev,
-                interocular_distance(gt_ev, *norm_indices),
+                normaliser(gt_ev, norm_indices),
                 pred_train_valid=valid[fit], pred_test_valid=valid[ev])
             fwd.append(float(res['forward']))
             bwd.append(float(res['backward']))
@@ -244,8 +244,7 @@ def pseudo_label_rounds(folder: str, train: dict,
             with open(side) as f:
                 meta = json.load(f)
         cov = part_coverage(
-            img, train['gt'], interocular_distance(train['gt'],
-                                                   *norm_indices),
+            img, train['gt'], normaliser(train['gt'], norm_indices),
             names or [f'point_{i}' for i in range(train['gt'].shape[1])],
             thr=PART_HIT_THR, pred_valid=valid, found_at=PART_FOUND_AT)
         out.append(dict(
@@ -276,7 +275,7 @@ def rounds_table(rounds: Sequence[Dict[str, object]]) -> str:
 
 
 def mean_shape_baseline(train: dict, test: dict,
-                        norm_indices: Tuple[int, int] = (0, 1)) -> float:
+                        norm_indices: Normaliser = (0, 1)) -> float:
     """Forward NME (%) of predicting the mean training shape on every crop.
 
     The GT of the training images (only) is expressed relative to each
@@ -289,14 +288,14 @@ def mean_shape_baseline(train: dict, test: dict,
     mean = rel(train['gt'], train['crop']).mean(0)
     wh = (test['crop'][:, 2:4] - test['crop'][:, 0:2])[:, None]
     pred = test['crop'][:, None, 0:2] + mean[None] * wh
-    norm = interocular_distance(test['gt'], *norm_indices)
+    norm = normaliser(test['gt'], norm_indices)
     err = np.linalg.norm(pred - test['gt'], axis=-1).mean(1) / norm
     return float(err.mean() * 100)
 
 
 def random_points_baseline(train: dict, test: dict, k: int, band: np.ndarray,
                            seed: int = 0,
-                           norm_indices: Tuple[int, int] = (0, 1),
+                           norm_indices: Normaliser = (0, 1),
                            names: Optional[Sequence[str]] = None) -> dict:
     """Scores (:func:`score`) of K uniform random points in every crop."""
     rng = np.random.default_rng(seed)

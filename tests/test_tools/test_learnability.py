@@ -142,6 +142,41 @@ def test_any_number_of_named_points(tmp_path):
     args.norm_points = (0, 3)
     with pytest.raises(ValueError, match='--norm-points 0 3'):
         tool._part_names(args)
+    args.norm_points = (0, 2)
+    assert tool._norm_text(args, names) == \
+        'the distance of base and tip (--norm-points 0 2)'
+    assert tool._norm_text(tool.parse_args(
+        ['--data-root', str(tmp_path), '--train-ann', 'three.json',
+         '--test-ann', 'three.json', '--work-dir', str(tmp_path / 'w'),
+         '--norm', 'bbox']), names).startswith('sqrt(w * h)')
+
+
+def test_box_normaliser_does_not_shrink_with_the_yaw():
+    """``'bbox'``: sqrt(w * h) of the GT box. A face turned so that its
+    eyes are 4 px apart: a landmark 2 px off the nose misses at 0.2
+    inter-ocular distances and hits at 0.2 box sizes."""
+    n = 20
+    # eyes 4 px apart (a wide yaw), nose and mouth below: box 10 x 25
+    pts = np.array([[50., 40.], [54., 40.], [60., 52.], [51., 65.],
+                    [55., 65.]])
+    gt = np.tile(pts, (n, 1, 1))
+    assert np.allclose(L.normaliser(gt, 'bbox'), np.sqrt(10 * 25))
+    assert np.allclose(L.normaliser(gt, (0, 1)), 4.0)
+    with pytest.raises(ValueError, match="'bbox'"):
+        L.normaliser(gt, 'box')
+    pred = gt + np.array([2.0, 0.0])
+    crop = np.tile([0., 0., 128., 128.], (n, 1))
+    arr = dict(gt=gt, crop=crop, pred=pred, valid=np.ones((n, 5), bool),
+               input_size=np.tile([64., 64.], (n, 1)))
+    names = ['le', 're', 'n', 'lm', 'rm']
+    iod = L.score(arr, arr, np.full(n, 8.0), (0, 1), names)
+    box = L.score(arr, arr, np.full(n, 8.0), 'bbox', names)
+    assert max(iod['per_landmark_accuracy']) == 0.0
+    assert min(box['per_landmark_accuracy']) == 1.0
+    # the mean-shape baseline's NME scales with the normaliser
+    ratio = L.mean_shape_baseline(arr, dict(arr, gt=gt + 1.0), (0, 1)) / \
+        L.mean_shape_baseline(arr, dict(arr, gt=gt + 1.0), 'bbox')
+    assert np.isclose(ratio, np.sqrt(250) / 4.0)
 
 
 def test_verdict_needs_every_part():

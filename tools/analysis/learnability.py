@@ -23,7 +23,9 @@ Writes ``WORK_DIR/learnability.json``, ``learnability.md`` (the table) and
 ``landmarks_grid.png`` (test crops, one colour per landmark id; rows: GT,
 each method). The point names come from the json's category; the NME is
 normalised by the distance of points ``--norm-points I J`` (default 0 1,
-the eyes of MAFL-order faces and of the cat world).
+the eyes of MAFL-order faces and of the cat world), or with ``--norm bbox``
+by ``sqrt(w * h)`` of the ground-truth points' box (the LS3D protocol,
+for wide poses, where the turn shrinks the inter-ocular distance).
 """
 import argparse
 import copy
@@ -79,6 +81,11 @@ def parse_args(argv=None):
                    metavar=('I', 'J'),
                    help='ground-truth points whose distance normalises the '
                    'NME and the part accuracy (default: 0 1, the eyes)')
+    p.add_argument('--norm', choices=('points', 'bbox'), default='points',
+                   help="normaliser: the distance of --norm-points, or "
+                   "'bbox', sqrt(w * h) of the ground-truth points' box "
+                   "(Mallis et al.'s LS3D protocol: it does not shrink "
+                   'with the yaw)')
     p.add_argument('--supervised', action='store_true',
                    help='also train mmpose\'s top-down ResNet-18 + '
                    'HeatmapHead on the training ground truth and score it '
@@ -106,6 +113,8 @@ def _set_data(cfg: Config, args) -> None:
     for ev in cfg.get('test_evaluator', []):
         if ev['type'] == 'RegressionNMEMetric':
             ev['norm_indices'] = tuple(args.norm_points)
+            ev['norm_mode'] = 'bbox' if args.norm == 'bbox' \
+                else 'interocular'
 
     if cfg.get('train_dataloader'):
         fix(cfg.train_dataloader.dataset, args.train_ann, 'train')
@@ -166,10 +175,8 @@ def main(argv=None) -> dict:
     os.makedirs(work, exist_ok=True)
     t0 = time.time()
     part_names = _part_names(args)
-    i, j = args.norm_points
     print(f'{len(part_names)} points per object ({", ".join(part_names)}); '
-          f'NME normalised by the distance of {part_names[i]} and '
-          f'{part_names[j]} (--norm-points {i} {j})')
+          f'NME normalised by {_norm_text(args, part_names)}')
     data_checks = run_checks.check_splits(
         _abs(args.data_root, args.train_ann),
         _abs(args.data_root, args.test_ann), args.data_root,
@@ -231,7 +238,7 @@ def main(argv=None) -> dict:
     gt = {}
     for ann in (args.train_ann, args.test_ann):
         gt.update(L.load_gt(_abs(args.data_root, ann), args.data_root))
-    norm = tuple(args.norm_points)
+    norm = tuple(args.norm_points) if args.norm == 'points' else 'bbox'
     results, grid_rows, arrays, train_arrays = {}, {}, {}, {}
     k = int(cfg.model.num_landmarks)
     band_of = None
@@ -284,7 +291,9 @@ def main(argv=None) -> dict:
         test_ann=args.test_ann, data_checks=data_checks,
         config=args.config,
         cfg_options=args.cfg_options, num_landmarks=k,
-        part_names=part_names, norm_points=list(norm),
+        part_names=part_names,
+        norm_points=list(norm) if args.norm == 'points' else None,
+        norm=args.norm,
         gt_border_fraction=gt_border,
         results=results, pseudo_label_rounds=rounds, timings_s=timings,
         verdict=verdict, picture=grid)
@@ -292,8 +301,8 @@ def main(argv=None) -> dict:
         json.dump(summary, f, indent=1, default=str)
     with open(osp.join(work, 'learnability.md'), 'w') as f:
         f.write(f'# Learnability on {args.data_root}\n\n'
-                f'NME normalised by the distance of {part_names[norm[0]]} '
-                f'and {part_names[norm[1]]}; a part is hit when a landmark '
+                f'NME normalised by {_norm_text(args, part_names)}; '
+                f'a part is hit when a landmark '
                 f'is within {L.PART_HIT_THR} normalisers of it, found when '
                 f'hit in '
                 f'at least {100 * L.PART_FOUND_AT:.0f} % of the test images; '
@@ -403,6 +412,15 @@ def _train_or_reuse(tcfg: Config, train_dir: str, ckpts: list,
     runner.train()
     del runner
     write(True)
+
+
+def _norm_text(args, part_names: list) -> str:
+    """What normalises the NME, in words."""
+    if args.norm == 'bbox':
+        return 'sqrt(w * h) of the ground-truth points\' box (--norm bbox)'
+    i, j = args.norm_points
+    return (f'the distance of {part_names[i]} and {part_names[j]} '
+            f'(--norm-points {i} {j})')
 
 
 def _part_names(args) -> list:

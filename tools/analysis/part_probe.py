@@ -37,6 +37,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument('--norm-points', type=int, nargs=2, default=(0, 1),
                    metavar=('I', 'J'), help='normalising points (default: '
                    '0 1, the eyes)')
+    p.add_argument('--norm', choices=('points', 'bbox'), default='points',
+                   help="the distance of --norm-points, or 'bbox': sqrt(w * "
+                   "h) of the ground-truth points' box (the LS3D protocol)")
     p.add_argument('--thrs', type=float, nargs='+', default=[0.1, 0.2, 0.3])
     return p.parse_args(argv)
 
@@ -65,7 +68,8 @@ def main(argv=None) -> dict:
     with open(path, encoding='utf-8') as f:
         names = json.load(f)['categories'][0].get('keypoints') or []
     res = ground_truth_probe(*sets['train'], *sets['test'], model.stride,
-                             norm_points=tuple(args.norm_points),
+                             norm_points=tuple(args.norm_points)
+                             if args.norm == 'points' else 'bbox',
                              thrs=args.thrs)
     g = res['accuracy'].shape[1]
     names = list(names) if len(names) == g else [f'p{i}' for i in range(g)]

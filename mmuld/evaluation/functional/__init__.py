@@ -5,8 +5,8 @@ from .coverage import landmark_spread, part_coverage
 from .descriptor_probe import descriptor_maps, ground_truth_probe
 from .equivariance import equivariance_error
 from .landmark_accuracy import per_landmark_accuracy
-from .nme import (INTEROCULAR_PRESETS, bbox_size, forward_backward_nme,
-                  interocular_distance)
+from .nme import (INTEROCULAR_PRESETS, Normaliser, bbox_size,
+                  forward_backward_nme, interocular_distance, normaliser)
 from .yaw import DEFAULT_YAW_BINS, yaw_breakdown
 
 __all__ = [
@@ -15,5 +15,5 @@ __all__ = [
     'cumulative_landmark_curve', 'per_landmark_accuracy', 'cluster_quality',
     'equivariance_error', 'yaw_breakdown', 'DEFAULT_YAW_BINS',
     'landmark_spread', 'part_coverage', 'ground_truth_probe',
-    'descriptor_maps'
+    'descriptor_maps', 'normaliser', 'Normaliser'
 ]

@@ -10,12 +10,14 @@ images, and is decoded on query images as the model decodes a centroid
 here with low accuracy of the discovered landmarks means the choice of
 landmarks is at fault; low accuracy here means the descriptors are.
 """
-from typing import Dict, Sequence, Tuple
+from typing import Dict, Sequence
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor
+
+from .nme import Normaliser, normaliser
 
 
 def ground_truth_probe(ref_maps: Tensor,
@@ -23,7 +25,7 @@ def ground_truth_probe(ref_maps: Tensor,
                        query_maps: Tensor,
                        query_kpts: Tensor,
                        stride: float,
-                       norm_points: Tuple[int, int] = (0, 1),
+                       norm_points: Normaliser = (0, 1),
                        thrs: Sequence[float] = (0.1, 0.2, 0.3),
                        border: int = 1) -> Dict[str, np.ndarray]:
     """Per-part accuracy of ground-truth centroids decoded at their peaks.
@@ -35,8 +37,10 @@ def ground_truth_probe(ref_maps: Tensor,
         query_maps (Tensor): ``(M, D, h, w)`` of the query (test) images.
         query_kpts (Tensor): ``(M, G, 2)`` their ground truth.
         stride (float): Map stride in input pixels.
-        norm_points (tuple): Ground-truth points whose distance normalises
-            the accuracy. Defaults to the first two (the eyes).
+        norm_points (tuple | str): Ground-truth points whose distance
+            normalises the accuracy, or ``'bbox'``
+            (:data:`~mmuld.evaluation.functional.nme.Normaliser`). Defaults
+            to the first two (the eyes).
         thrs (Sequence[float]): Thresholds, shares of the normaliser.
         border (int): Map cells at the edge a peak may not use (as the
             model's ``test_cfg.border``).
@@ -57,8 +61,7 @@ def ground_truth_probe(ref_maps: Tensor,
                            stride, radius=stride, border=border)
     pred = out['keypoints'].numpy()
     gt = query_kpts.double().numpy()
-    i, j = norm_points
-    norm = np.linalg.norm(gt[:, i] - gt[:, j], axis=-1)
+    norm = normaliser(gt, norm_points)
     keep = norm > 0
     # part g is decoded from its own centroid: no matching
     dist = np.linalg.norm(pred - gt, axis=-1)[keep] / norm[keep, None]

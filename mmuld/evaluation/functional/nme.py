@@ -110,6 +110,31 @@ def bbox_size(gt: np.ndarray) -> np.ndarray:
     return np.sqrt(wh[..., 0] * wh[..., 1])
 
 
+#: A normaliser: the two GT points whose distance normalises (the eyes:
+#: inter-ocular distance), or ``'bbox'``: :func:`bbox_size`, Mallis et
+#: al.'s LS3D protocol, whose size does not shrink with the yaw as the
+#: inter-ocular distance does.
+Normaliser = Union[Tuple[int, int], str]
+
+
+def normaliser(gt: np.ndarray, norm: Normaliser = (0, 1)) -> np.ndarray:
+    """Per-image normaliser of the NME and of the part accuracy.
+
+    Args:
+        gt (np.ndarray): (N, G, 2) GT points.
+        norm (tuple | str): See :data:`Normaliser`.
+
+    Returns:
+        np.ndarray: (N,) normalisers.
+    """
+    if isinstance(norm, str):
+        if norm != 'bbox':
+            raise ValueError(f"normaliser must be two point indices or "
+                             f"'bbox', got {norm!r}")
+        return bbox_size(gt)
+    return interocular_distance(gt, *norm)
+
+
 def _check_pair(name: str, a: np.ndarray, n: Optional[int] = None) -> None:
     if a.ndim != 3 or a.shape[-1] != 2:
         raise ValueError(f'{name} must have shape (N, K, 2), got {a.shape}.')
