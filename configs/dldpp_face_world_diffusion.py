@@ -23,7 +23,9 @@ _base_ = [
 # the CPU default's heads take 64 channels, as many as this aggregator gives
 model = dict(backbone={{_base_.small_diffusion_backbone}})
 # its figures were measured with the detector's dense candidates; corner
-# candidates (the CPU default's) are not measured on diffusion features
+# candidates (the CPU default's) were measured on one world only (more parts
+# found, higher backward NME; docs/methods.md, "Corner candidates on these
+# features")
 custom_hooks = [
     dict(type='NaNLossHook'),
     dict(type='ULDStageHook'),
