@@ -18,6 +18,14 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from .keypoint_ops import sample_descriptors
+
+
+def _check_window(fn: str, window: int) -> None:
+    if window < 3 or window % 2 == 0:
+        raise ValueError(f'{fn}: window={window!r} must be an odd integer '
+                         '>= 3')
+
 
 def corner_response(inputs: Tensor, window: int = 5) -> Tensor:
     """Shi-Tomasi corner response of each image (OpenCV's
@@ -31,9 +39,7 @@ def corner_response(inputs: Tensor, window: int = 5) -> Tensor:
     Returns:
         Tensor: ``(B, 1, H, W)`` on the inputs' device.
     """
-    if window < 3 or window % 2 == 0:
-        raise ValueError(f'corner_response: window={window!r} must be an '
-                         'odd integer >= 3')
+    _check_window('corner_response', window)
     gray = inputs.detach().float().mean(1).cpu().numpy()
     resp = np.stack([
         cv2.cornerMinEigenVal(np.ascontiguousarray(g), int(window), 3)
@@ -73,9 +79,7 @@ def corner_candidates(inputs: Tensor,
     """
     if num < 1:
         raise ValueError(f'corner_candidates: num={num!r} must be >= 1')
-    if window < 3 or window % 2 == 0:
-        raise ValueError(f'corner_candidates: window={window!r} must be an '
-                         'odd integer >= 3')
+    _check_window('corner_candidates', window)
     b, _, h, w = inputs.shape
     gray = inputs.detach().float().mean(1).cpu().numpy()
     kpts = np.zeros((b, num, 2), np.float32)
@@ -115,8 +119,5 @@ def corner_strength(inputs: Tensor, points: Tensor, window: int = 5) -> Tensor:
         Tensor: ``(B, P)``.
     """
     resp = corner_response(inputs, window)
-    h, w = resp.shape[-2:]
-    scale = points.new_tensor([2.0 / w, 2.0 / h])
-    grid = (points.float() + 0.5) * scale - 1
-    return torch.nn.functional.grid_sample(
-        resp.to(grid), grid[:, :, None], align_corners=False)[:, 0, :, 0]
+    return sample_descriptors(resp, points.to(resp.dtype), 1.0,
+                              normalize=False)[..., 0]
