@@ -4,13 +4,5 @@ _base_ = [
     './_base_/default_runtime.py', './_base_/models/dldpp_sd.py',
     './_base_/schedules/dldpp_schedule.py', './_base_/datasets/aflw.py'
 ]
-# the stage table of _base_/schedules/dldpp_schedule.py, read by both hooks
+# the stage table of _base_/schedules/dldpp_schedule.py, read by ULDTrainLoop
 model = dict(stages={{_base_.stages}})
-custom_hooks = [
-    dict(type='NaNLossHook'),
-    dict(type='ULDStageHook'),
-    dict(
-        type='PseudoLabelHook',
-        interval={{_base_.cluster_interval}},
-        num_pose_clusters={{_base_.num_pose_clusters}}),
-]

@@ -19,11 +19,3 @@ stages = [
         pseudo_labels='kmeans'),
 ]
 model = dict(train_cfg=dict(dldpp_objective='duld'), stages=stages)
-custom_hooks = [
-    dict(type='NaNLossHook'),
-    dict(type='ULDStageHook'),
-    dict(
-        type='PseudoLabelHook',
-        interval={{_base_.cluster_interval}},
-        num_pose_clusters={{_base_.num_pose_clusters}}),
-]

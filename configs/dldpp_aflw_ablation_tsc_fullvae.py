@@ -13,8 +13,3 @@ stages = [
         pseudo_labels='two_stage'),
 ]
 model = dict(train_cfg=dict(dldpp_objective='elbo'), stages=stages)
-custom_hooks = [
-    dict(type='NaNLossHook'),
-    dict(type='ULDStageHook'),
-    dict(type='PseudoLabelHook', interval=5000, num_pose_clusters=10),
-]

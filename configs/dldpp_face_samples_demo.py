@@ -40,16 +40,8 @@ stages = [
         ],
         pseudo_labels='two_stage'),
 ]
-train_cfg = dict(max_iters=sum(s['iters'] for s in stages))
-custom_hooks = [
-    dict(type='NaNLossHook'),
-    dict(type='ULDStageHook'),
-    dict(
-        type='PseudoLabelHook',
-        interval=3,
-        num_pose_clusters=2,
-        batch_size=4),
-]
+train_cfg = dict(
+    clustering=dict(interval=3, num_pose_clusters=2, batch_size=4))
 
 model = dict(
     stages=stages,

@@ -10,23 +10,18 @@ _base_ = [
 ]
 
 model = dict(stages={{_base_.stages}})
-custom_hooks = [
-    dict(type='NaNLossHook'),
-    dict(type='ULDStageHook'),
-    # candidates at image corners; landmarks at the similarity peaks of K
-    # distinct, sharply peaked centroids chosen among 4 K clusters
-    # (docs/methods.md, "Landmarks on every part")
-    dict(
-        type='PseudoLabelHook',
-        interval={{_base_.cluster_interval}},
+# candidates at image corners; landmarks at the similarity peaks of K
+# distinct, sharply peaked centroids chosen among 4 K clusters
+# (docs/methods.md, "Landmarks on every part")
+train_cfg = dict(
+    clustering=dict(
         num_pose_clusters=4,
         batch_size=64,
         candidates='corners',
         decode='peaks',
         overcluster=4,
         separation=0.08,
-        peak_radius=0.05),
-]
+        peak_radius=0.05))
 default_hooks = dict(
     logger=dict(interval=25),
     checkpoint=dict(interval=10**9, save_last=True))

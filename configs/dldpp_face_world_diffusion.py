@@ -26,17 +26,4 @@ model = dict(backbone={{_base_.small_diffusion_backbone}})
 # candidates (the CPU default's) were measured on one world only (more parts
 # found, higher backward NME; docs/methods.md, "Corner candidates on these
 # features")
-custom_hooks = [
-    dict(type='NaNLossHook'),
-    dict(type='ULDStageHook'),
-    dict(
-        type='PseudoLabelHook',
-        interval={{_base_.cluster_interval}},
-        num_pose_clusters=4,
-        batch_size=64,
-        candidates='dense',
-        decode='peaks',
-        overcluster=4,
-        separation=0.08,
-        peak_radius=0.05),
-]
+train_cfg = dict(clustering=dict(candidates='dense'))

@@ -22,15 +22,7 @@ model = dict(
         feat_channels=64,
         desc_dim=64),
     pose_vae=dict(heatmap_size=(16, 16), base_channels=16, num_stages=2))
-custom_hooks = [
-    dict(type='NaNLossHook'),
-    dict(type='ULDStageHook'),
-    dict(
-        type='PseudoLabelHook',
-        interval={{_base_.cluster_interval}},
-        num_pose_clusters=4,
-        batch_size=64),
-]
+train_cfg = dict(clustering=dict(num_pose_clusters=4, batch_size=64))
 default_hooks = dict(
     logger=dict(interval=25),
     checkpoint=dict(interval=10**9, save_last=True))

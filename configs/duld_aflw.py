@@ -2,10 +2,4 @@
 # with K-means pseudo-labels every 5000 iterations.
 _base_ = ['./dldpp_aflw.py']
 stages = [{{_base_.bootstrap_stage}}, {{_base_.duld_stage}}]
-train_cfg = dict(max_iters=150000)  # the two stages
 model = dict(pose_vae=None, loss_elbo=None, loss_latent=None, stages=stages)
-custom_hooks = [
-    dict(type='NaNLossHook'),
-    dict(type='ULDStageHook'),
-    dict(type='PseudoLabelHook', interval=5000),
-]

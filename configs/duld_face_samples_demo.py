@@ -9,10 +9,5 @@ stages = [
     dict(name='bootstrap', iters=6, lr=1e-3, pseudo_labels=None),
     dict(name='duld', iters=8, lr=1e-3, pseudo_labels='kmeans'),
 ]
-train_cfg = dict(max_iters=sum(s['iters'] for s in stages))
 model = dict(pose_vae=None, loss_elbo=None, loss_latent=None, stages=stages)
-custom_hooks = [
-    dict(type='NaNLossHook'),
-    dict(type='ULDStageHook'),
-    dict(type='PseudoLabelHook', interval=3, batch_size=4),
-]
+train_cfg = dict(clustering=dict(interval=3, batch_size=4))

@@ -40,13 +40,8 @@ def _pipeline_cfg(work_dir, tiny_sd_dir, name, stages=None):
                *cfg.test_dataloader.dataset.datasets]:
         ds.data_root = FACE_DIR
     cfg.model.stages = stages
-    cfg.custom_hooks = [
-        dict(type='NaNLossHook'),
-        dict(type='ULDStageHook'),
-        dict(type='PseudoLabelHook', interval=2, num_pose_clusters=2,
-             batch_size=4),
-    ]
-    cfg.train_cfg.max_iters = sum(s['iters'] for s in stages)
+    cfg.train_cfg.clustering = dict(interval=2, num_pose_clusters=2,
+                                    batch_size=4)
     cfg.default_hooks.checkpoint = dict(
         type='CheckpointHook', interval=1, by_epoch=False)
     return cfg

@@ -182,7 +182,7 @@ def pseudo_label_rounds(folder: str, train: dict,
                         ) -> List[Dict[str, object]]:
     """How good the training pseudo-labels of every clustering round were.
 
-    Each round saved by :class:`PseudoLabelHook` (``round_XXX_iter_N.npz``:
+    Each round saved by :class:`ClusteringRounds` (``round_XXX_iter_N.npz``:
     keypoints in input pixels, bank row = training sample index) is mapped
     to image pixels with the crops of ``train`` (the training split of a
     ``landmarks.json``, in dataset order) and scored against the ground

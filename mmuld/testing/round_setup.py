@@ -18,7 +18,7 @@ def cpu_round_setup(work_dir: str = 'unused',
                                                   object, Config]:
     """The CPU default model (seed 0) entered into the D-ULD stage, on the
     real face samples of ``data/face_samples``, and a stand-in runner with
-    what :class:`PseudoLabelHook` reads (model, training set, iteration,
+    what :class:`ClusteringRounds` reads (model, training set, iteration,
     work dir, logger).
 
     Args:

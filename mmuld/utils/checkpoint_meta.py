@@ -1,9 +1,9 @@
 # Copyright (c) mmuld contributors. All rights reserved.
 """What a checkpoint is (method, stage, K, Q), and refusing a mismatch.
 
-:class:`ULDStageHook` stores ``checkpoint['meta']['uld']`` =
+:class:`ULDRunStateHook` stores ``checkpoint['meta']['uld']`` =
 ``dict(method, stage, num_landmarks, num_pose_clusters)`` in every
-checkpoint it sees saved. Older checkpoints (or ones saved by hand) are
+checkpoint it sees saved. Checkpoints saved without it (by hand) are
 described from their state dict instead: VAE weights mean D-ULD++, the
 centroid buffers give K and Q. ``tools/test.py`` and
 :func:`mmuld.apis.init_model` refuse a checkpoint whose description
@@ -13,7 +13,6 @@ and one whose tensors do not fit the model (:mod:`.state_dict_check`).
 from typing import Optional
 
 METHOD_NAMES = dict(duld='D-ULD', dldpp='D-ULD++', zeroshot='ZeroShot')
-_HOOK_TYPES = ('PseudoLabelHook', 'mmuld.PseudoLabelHook')
 
 
 class CheckpointMismatchError(ValueError):
@@ -37,19 +36,17 @@ def model_method(model) -> Optional[str]:
 
 
 def configured_pose_clusters(cfg) -> Optional[int]:
-    """Q of the config's :class:`PseudoLabelHook` (None: no two-stage
-    clustering configured, i.e. no stage of ``model.stages`` has
-    ``pseudo_labels='two_stage'``)."""
+    """Q of the config's clustering rounds (``train_cfg.clustering``;
+    None: no two-stage clustering configured, i.e. no stage of
+    ``model.stages`` has ``pseudo_labels='two_stage'``)."""
     from mmuld.models.pose_estimators.stages import StageSchedule
     if cfg is None:
         return None
     stages = (cfg.get('model', None) or {}).get('stages', None)
     if not stages or not StageSchedule(stages).uses('two_stage'):
         return None
-    for hook in cfg.get('custom_hooks', None) or []:
-        if hook.get('type') in _HOOK_TYPES:
-            return int(hook.get('num_pose_clusters', 10))
-    return None
+    clustering = (cfg.get('train_cfg', None) or {}).get('clustering', None)
+    return int((clustering or {}).get('num_pose_clusters', 10))
 
 
 def uld_meta(model) -> dict:

@@ -135,7 +135,7 @@ def test_round_keeps_the_best_of_n_init_kmeans_runs():
     """``n_init`` reaches every K-means of a round (the round's inertia is
     the lowest of the single-seed runs'), and the hook refuses a bad
     value."""
-    from mmuld.engine.hooks import PseudoLabelHook
+    from mmuld.engine import ClusteringRounds
     g = torch.Generator().manual_seed(0)
     n = 30
     desc = torch.randn(n * 12, 6, generator=g)
@@ -150,4 +150,4 @@ def test_round_keeps_the_best_of_n_init_kmeans_runs():
     assert best['inertia'] == pytest.approx(min(inertia), rel=1e-5)
     assert best['inertia'] < max(inertia)
     with pytest.raises(ValueError, match='kmeans_n_init'):
-        PseudoLabelHook(kmeans_n_init=0)
+        ClusteringRounds(kmeans_n_init=0)

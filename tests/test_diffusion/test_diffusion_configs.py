@@ -43,7 +43,8 @@ def _run(world, work, methods, *options):
         *methods, '--stage-iters', '2', '2', '2', '2', '--cluster-interval',
         '2', '--num-grid', '2', '--cfg-options',
         f'model.backbone.pretrained={sd}', 'train_dataloader.batch_size=4',
-        'custom_hooks.2.batch_size=8', 'custom_hooks.2.num_pose_clusters=2',
+        'train_cfg.clustering.batch_size=8',
+        'train_cfg.clustering.num_pose_clusters=2',
         *options
     ])
 

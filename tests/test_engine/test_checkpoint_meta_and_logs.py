@@ -74,7 +74,7 @@ def test_checkpoints_say_what_they_are(trained_dldpp, tiny_sd_dir, tmp_path):
         init_model(DULD_CFG, stage4, 'cpu', opts)
     with pytest.raises(CheckpointMismatchError, match='Q differ'):
         init_model(DLDPP_CFG, stage4, 'cpu',
-                   {**opts, 'custom_hooks.2.num_pose_clusters': 3})
+                   {**opts, 'train_cfg.clustering.num_pose_clusters': 3})
     with pytest.raises(CheckpointMismatchError, match='K differ'):
         init_model(DLDPP_CFG, stage4, 'cpu', {
             **opts, 'model.num_landmarks': 8
@@ -120,7 +120,8 @@ def _fails_before_iteration_one(cfg, match):
     ({'pose_clusters': 9}, r'num_pose_clusters=9 is more than the 8 '
      r'training images'),
     ({'no_vae': True}, r"stages \['proxy', 'dldpp'\] need a pose VAE"),
-    ({'no_pl_hook': True}, r'no PseudoLabelHook'),
+    ({'max_iters': 7}, r'train_cfg.max_iters=7 differs from the 10 '
+     r'iterations of the stage table'),
 ])
 def test_bad_settings_fail_before_the_first_iteration(
         pipeline_cfg, tmp_path, setting, match):
@@ -128,21 +129,21 @@ def test_bad_settings_fail_before_the_first_iteration(
     if 'model.num_landmarks' in setting:
         cfg.model.num_landmarks = 0
     if 'pose_clusters' in setting:
-        cfg.custom_hooks[2].num_pose_clusters = setting['pose_clusters']
+        cfg.train_cfg.clustering.num_pose_clusters = setting['pose_clusters']
     if 'no_vae' in setting:
         cfg.model.pose_vae = None
         cfg.model.loss_elbo = None
         cfg.model.loss_latent = None
-    if 'no_pl_hook' in setting:
-        cfg.custom_hooks = cfg.custom_hooks[:2]
+    if 'max_iters' in setting:
+        cfg.train_cfg.max_iters = setting['max_iters']
     _fails_before_iteration_one(cfg, match)
 
 
 def test_bad_hook_values_fail_at_build():
-    from mmuld.engine.hooks import PseudoLabelHook
+    from mmuld.engine import ClusteringRounds
     from mmuld.models import StageSchedule
     with pytest.raises(ValueError, match='num_pose_clusters=0'):
-        PseudoLabelHook(num_pose_clusters=0)
+        ClusteringRounds(num_pose_clusters=0)
     with pytest.raises(ValueError, match="unknown stage name 'dlpp'"):
         StageSchedule([dict(name='dlpp', iters=3)])
     with pytest.raises(ValueError, match='stage duld: lr=0 must be positive'):

@@ -9,12 +9,9 @@ from mmengine.runner import Runner
 
 from mmuld.clustering import PseudoLabelBank
 from mmuld.clustering.pseudo_label_bank import BANK_BUFFER_PREFIX
+from mmuld.engine import ClusteringRounds
 
 CENTROIDS = ('uld_centroids', 'uld_pose_centroids')
-
-
-def _hook(runner, name):
-    return [h for h in runner.hooks if type(h).__name__ == name][0]
 
 
 @pytest.fixture(scope='module')
@@ -27,12 +24,12 @@ def oracle(trained_dldpp, pipeline_cfg, tmp_path_factory):
     runner.load_checkpoint(trained_dldpp['checkpoint'])
     model = runner.model
     model.set_stage('dldpp')
-    _hook(runner, 'PseudoLabelHook').run_round(runner, 'dldpp')
+    ClusteringRounds(**runner.cfg.train_cfg.clustering).run(runner, 'dldpp')
     return dict(
         work=work,
         centroids={k: getattr(model, k).clone() for k in CENTROIDS},
         bank=model.pseudo_labels,
-        max_iters=runner.max_iters)
+        max_iters=sum(s['iters'] for s in runner.cfg.model.stages))
 
 
 @pytest.mark.parametrize('name', ['stage4_dldpp.pth', 'iter_10.pth'])

@@ -5,24 +5,21 @@ import numpy as np
 import torch
 from mmengine.dataset import pseudo_collate
 
-from mmuld.engine import PseudoLabelHook
+from mmuld.engine import ClusteringRounds
 from mmuld.testing import cpu_round_setup
 
 
 def _runner(tmp_path):
     model, runner, dataset, cfg = cpu_round_setup(str(tmp_path),
                                                   'peak_round')
-    hook_cfg = next(h for h in cfg.custom_hooks
-                    if h['type'] == 'PseudoLabelHook')
-    hook = PseudoLabelHook(**{k: v for k, v in hook_cfg.items()
-                              if k != 'type'})
+    hook = ClusteringRounds(**cfg.train_cfg.clustering)
     return model, hook, runner, dataset
 
 
 def test_peak_round_then_test_time_decoding(tmp_path):
     model, hook, runner, dataset = _runner(tmp_path)
     assert hook.decode == 'peaks' and model.decode_mode() == 'peaks'
-    hook.run_round(runner, 'duld')
+    hook.run(runner, 'duld')
     bank = model.pseudo_labels
     k = model.num_landmarks
     assert bank.keypoints.shape == (len(dataset), k, 2)
@@ -34,7 +31,7 @@ def test_peak_round_then_test_time_decoding(tmp_path):
     assert model.uld_centroids.shape == (1, k, 64)
     # a later round keeps the landmarks (it refines their centroids)
     first = model.uld_centroids.clone()
-    hook.run_round(runner, 'duld')
+    hook.run(runner, 'duld')
     cos = (first[0] * model.uld_centroids[0]).sum(-1)
     assert (cos > 0.95).all()
     # test time: the landmarks are the peaks of the same centroids

@@ -5,6 +5,7 @@ import os.path as osp
 
 import pytest
 import torch
+from mmengine.hooks import Hook
 from mmengine.runner import Runner
 
 from mmuld.clustering import PseudoLabelBank
@@ -19,10 +20,6 @@ STAGES = [
          frozen=['descriptor_head', 'pose_vae.decoder',
                  'pose_vae.fc_decode']),
 ]
-
-
-def _hook(runner, name):
-    return [h for h in runner.hooks if type(h).__name__ == name][0]
 
 
 @pytest.fixture(scope='module')
@@ -96,21 +93,20 @@ def test_resume_restores_stage_and_pseudo_labels(trained, tmp_path,
     runner = Runner.from_cfg(cfg)
     seen = {}
 
-    def spy(model_stage, runner=runner):
-        seen.setdefault('iter', runner.iter)
-        seen.setdefault('stage', runner.model.stage)
-        seen.setdefault('bank', runner.model.pseudo_labels)
-        seen.setdefault('weights', {
-            k: v.clone() for k, v in runner.model.state_dict().items()})
+    class Spy(Hook):
+        """What the run starts from: after loading (before_train), and
+        the stage it enters (first iteration)."""
 
-    stage_hook = _hook(runner, 'ULDStageHook')
-    orig = stage_hook.before_train
+        def before_train(self, r):
+            seen['iter'] = r.iter
+            seen['bank'] = r.model.pseudo_labels
+            seen['weights'] = {
+                k: v.clone() for k, v in r.model.state_dict().items()}
 
-    def before_train(r):
-        orig(r)
-        spy(None)
+        def before_train_iter(self, r, batch_idx, data_batch=None):
+            seen.setdefault('stage', r.model.stage)
 
-    stage_hook.before_train = before_train
+    runner.register_hook(Spy(), 'LOWEST')
     runner.train()
     assert seen['iter'] == ckpt_iter
     assert seen['stage'] == stage
@@ -138,8 +134,7 @@ def test_resume_restores_stage_and_pseudo_labels(trained, tmp_path,
 
 def test_nan_loss_stops_with_iteration(tmp_path, pipeline_cfg):
     cfg = pipeline_cfg(tmp_path, 'nan')
-    cfg.model.stages = STAGES[:1]
-    cfg.train_cfg.max_iters = 2
+    cfg.model.stages = [dict(STAGES[0], iters=2)]
     runner = Runner.from_cfg(cfg)
     orig = runner.model.loss
 

@@ -12,7 +12,7 @@ from types import SimpleNamespace
 import torch
 from mmengine.config import Config
 
-from mmuld.engine import PseudoLabelHook
+from mmuld.engine import ClusteringRounds
 from mmuld.registry import MODELS
 from mmuld.testing import cpu_round_setup
 from mmuld.utils import register_all_modules
@@ -50,7 +50,7 @@ def test_round_extracts_without_autograd():
         return extract(*args, **kwargs)
 
     model.extract_keypoints = spy
-    hook = PseudoLabelHook(batch_size=4)
+    hook = ClusteringRounds(batch_size=4)
     tracker = TensorMemoryTracker()
     # weights and buffers exist already (views of them are not new memory)
     tracker.add_existing([*model.parameters(), *model.buffers()])
@@ -66,7 +66,7 @@ def test_round_extracts_without_autograd():
     # what the round holds after extracting is what it stores: no graph
     # (activations of every batch) kept alive by the stored slices
     assert held <= _stored_bytes(res), (held, _stored_bytes(res))
-    # the model is back in training mode, as the hook found it
+    # the model is back in training mode, as the round found it
     assert model.training
 
 

@@ -10,7 +10,6 @@ from mmengine.hooks import Hook
 from mmengine.runner import Runner
 
 from mmuld.clustering import PseudoLabelBank
-from mmuld.clustering.pseudo_label_bank import BANK_BUFFER_PREFIX
 from mmuld.registry import MODELS
 
 BANK_FIELDS = ('keypoints', 'valid', 'labels', 'pose_labels', 'codes')
@@ -60,23 +59,6 @@ def test_a_checkpoint_file_restores_them_with_weights_only(trained_dldpp):
     assert model.pseudo_labels.round == 6
 
 
-def test_an_old_checkpoint_with_top_level_pseudo_labels_is_accepted(
-        trained_dldpp):
-    from mmuld.engine.hooks import PseudoLabelHook
-    runner = trained_dldpp['runner']
-    trained = runner.model
-    weights = {k: v for k, v in trained.state_dict().items()
-               if not k.startswith(BANK_BUFFER_PREFIX)}
-    old = dict(
-        state_dict=weights,
-        pseudo_labels=dict(bank=trained.pseudo_labels.state_dict(),
-                           stage='dldpp', round=6))
-    PseudoLabelHook().after_load_checkpoint(runner, old)
-    model = _fresh_model(runner)
-    model.load_state_dict(old['state_dict'])
-    _assert_same_state(model, trained)
-
-
 class _StageProbe(Hook):
     """Records, after every iteration, the stage the model trained in and
     the iteration of the bank it trained on."""
@@ -94,22 +76,17 @@ class _StageProbe(Hook):
              None if bank is None else bank.iteration))
 
 
-def test_stage_does_not_depend_on_hook_order(pipeline_cfg, tmp_path,
-                                             trained_dldpp):
-    """With the PseudoLabelHook running before the ULDStageHook (the
-    reverse of their priorities), every clustering round still happens at
-    the right iteration for the right stage, and training ends exactly
-    where the default order (the session's ``trained_dldpp``) ends."""
-    cfg = pipeline_cfg(tmp_path, 'reversed_hooks')
-    cfg.custom_hooks[1]['priority'] = 'LOW'  # ULDStageHook
-    cfg.custom_hooks[2]['priority'] = 'HIGHEST'  # PseudoLabelHook
+def test_rounds_run_at_their_iterations(pipeline_cfg, tmp_path,
+                                        trained_dldpp):
+    """Every iteration trains in its stage on the bank of the right
+    round, and a second run of the same config ends exactly where the
+    session's ``trained_dldpp`` ends."""
+    cfg = pipeline_cfg(tmp_path, 'rounds_again')
     cfg.default_hooks.checkpoint = dict(
         type='CheckpointHook', interval=100, by_epoch=False)
     runner = Runner.from_cfg(cfg)
     probe = _StageProbe()
     runner.register_hook(probe)
-    names = [type(h).__name__ for h in runner.hooks]
-    assert names.index('PseudoLabelHook') < names.index('ULDStageHook')
     runner.train()
     expected_stage = [s['name'] for s in cfg.model.stages
                       for _ in range(s['iters'])]

@@ -6,7 +6,7 @@ import os.path as osp
 import pytest
 from mmengine.config import Config
 
-from mmuld.registry import HOOKS, METRICS, MODELS, TRANSFORMS
+from mmuld.registry import HOOKS, LOOPS, METRICS, MODELS, TRANSFORMS
 from mmuld.utils import register_all_modules
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
@@ -42,16 +42,16 @@ def test_config_parses_and_components_exist(path):
         if 'pipeline' in t:
             for step in t['pipeline']:
                 assert TRANSFORMS.get(step['type']) is not None
-    stage_hooks = [h for h in cfg.get('custom_hooks', [])
-                   if h['type'] == 'ULDStageHook']
-    if stage_hooks:
-        # the stage table is the model's, read by both hooks; no hook
-        # carries a table (or a list of stage names) of its own
+    if (cfg.get('train_cfg') or {}).get('type') == 'ULDTrainLoop':
+        # the stage table is the model's, read by the loop; the loop takes
+        # its length from it and the clustering has no list of its own
         stages = cfg.model.stages
-        for h in cfg.custom_hooks:
-            assert not {'stages', 'two_stage'} & set(h), h
-        total = sum(s['iters'] for s in stages)
-        assert cfg.train_cfg.max_iters == total
+        assert LOOPS.get('ULDTrainLoop') is not None
+        assert 'max_iters' not in cfg.train_cfg
+        assert not {'stages', 'two_stage'} & set(
+            cfg.train_cfg.get('clustering', {}))
+        for h in cfg.get('custom_hooks', []):
+            assert h['type'] not in ('ULDStageHook', 'PseudoLabelHook'), h
         for s in stages:
             assert 'pseudo_labels' in s, (path, s)  # written out, not implied
         if cfg.model.get('pose_vae') is None:

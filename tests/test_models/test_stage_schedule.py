@@ -7,9 +7,10 @@ from types import SimpleNamespace
 import pytest
 import torch
 
-from mmuld.engine.hooks import PseudoLabelHook, ULDStageHook
+from mmuld.engine import ClusteringRounds
 from mmuld.models import STAGE_NAMES, StageSchedule
 from mmuld.models.pose_estimators import stages as stages_module
+from mmuld.models.pose_estimators.stages import schedule_of
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 TABLE = [
@@ -42,9 +43,9 @@ def test_iterations_resolve_to_their_stage():
 def test_stage_names_live_in_one_place():
     assert STAGE_NAMES == ('bootstrap', 'duld', 'proxy', 'dldpp')
     assert set(stages_module.DEFAULT_PSEUDO_LABELS) == set(STAGE_NAMES)
-    from mmuld.engine.hooks import uld_stage_hook
+    from mmuld.engine import loops
     from mmuld.models.pose_estimators import uld_estimator
-    for module in (uld_stage_hook, uld_estimator):
+    for module in (loops, uld_estimator):
         assert not hasattr(module, 'STAGES')
         assert not hasattr(module, 'STAGE_NAMES') or \
             module.STAGE_NAMES is STAGE_NAMES
@@ -68,33 +69,18 @@ def test_bad_stage_tables_are_refused(stage, match):
         StageSchedule([])
 
 
-def test_both_hooks_resolve_every_iteration_alike():
-    """Each hook computes the stage of any iteration itself, from the
-    model's table, whatever ran before it."""
-    model = SimpleNamespace(stage_schedule=StageSchedule(TABLE),
-                            stage='bootstrap')
-    runner = SimpleNamespace(model=model)
-    stage_hook, pl_hook = ULDStageHook(), PseudoLabelHook()
-    for i in reversed(range(12)):  # any order, no state carried over
-        a, b = stage_hook.stage_at(runner, i), pl_hook.stage_at(runner, i)
-        assert a == b == model.stage_schedule.at(i)
-    # a wrapped model (DDP) has the same table
-    wrapped = SimpleNamespace(model=SimpleNamespace(module=model))
-    assert pl_hook.stage_at(wrapped, 5) == stage_hook.stage_at(runner, 5)
+def test_a_model_without_a_table_is_refused():
+    with pytest.raises(ValueError, match='set `model.stages`'):
+        schedule_of(SimpleNamespace(stage_schedule=None))
+    # a wrapped model (DDP) has its module's table
+    model = SimpleNamespace(stage_schedule=StageSchedule(TABLE))
+    assert schedule_of(SimpleNamespace(module=model)).at(5) == \
+        model.stage_schedule.at(5)
 
 
-def test_a_model_without_a_table_is_refused_by_the_hooks():
-    runner = SimpleNamespace(model=SimpleNamespace(stage_schedule=None))
-    for hook in (ULDStageHook(), PseudoLabelHook()):
-        with pytest.raises(ValueError, match='set `model.stages`'):
-            hook.stage_at(runner, 0)
-
-
-def test_hooks_take_no_stage_lists_of_their_own():
+def test_clustering_takes_no_stage_list_of_its_own():
     with pytest.raises(TypeError):
-        PseudoLabelHook(two_stage=())
-    with pytest.raises(TypeError):
-        ULDStageHook(stages=TABLE)
+        ClusteringRounds(two_stage=())
 
 
 @pytest.fixture(scope='module')

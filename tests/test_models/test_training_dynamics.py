@@ -6,6 +6,7 @@ import copy
 import torch
 from mmengine.config import Config
 
+from mmuld.engine import enter_stage, train_mode
 from mmuld.models.losses import ELBOLoss
 from mmuld.models.utils.self_training_augment import augment_with_labels
 from mmuld.registry import MODELS
@@ -87,13 +88,9 @@ def test_descriptors_stay_fixed_in_proxy_and_dldpp_stages():
     with torch.no_grad():
         before = model.extract_keypoints(x, dense=True)['desc_map'].clone()
     state = copy.deepcopy(model.state_dict())
-    for stage in cfg.model.stages[2:]:
-        for name, p in model.named_parameters():
-            p.requires_grad_(not any(
-                name == f or name.startswith(f + '.')
-                for f in stage['frozen']))
-        model.set_stage(stage['name'])
-        model.train()
+    for stage in list(model.stage_schedule)[2:]:
+        enter_stage(model, stage)
+        train_mode(model)
         opt = torch.optim.Adam(
             [p for p in model.parameters() if p.requires_grad], lr=1e-2)
         for _ in range(3):

@@ -7,10 +7,11 @@ trained ones, nothing is downloaded) or the tiny test SD model with the
 narrow heads of the demo config (``--tiny``, the default on the CPU), and
 runs ``--iters`` timed training iterations (after ``--warmup`` untimed ones)
 of every stage of the model's stage table (``model.stages``; stage switch,
-freezing and lr as ``ULDStageHook`` does). The stages that train on
-pseudo-labels get random valid ones of the right shape and kind (a
-:class:`PseudoLabelBank` handed to ``model.set_pseudo_labels``). Inputs
-are synthetic random images (the data pipeline is not timed).
+freezing and lr as in a training run, :func:`mmuld.engine.enter_stage`).
+The stages that train on pseudo-labels get random valid ones of the right
+shape and kind (a :class:`PseudoLabelBank` handed to
+``model.set_pseudo_labels``). Inputs are synthetic random images (the data
+pipeline is not timed).
 
 Per stage it prints seconds per iteration, images per second (images of
 the batch; bootstrapping feeds twice as many through the network), peak
@@ -73,6 +74,7 @@ from mmengine.optim import build_optim_wrapper
 from mmpose.structures import PoseDataSample
 
 from mmuld.clustering import PseudoLabelBank
+from mmuld.engine import enter_stage, fixed_parameters, train_mode
 from mmuld.models.backbones import random_sd15_components
 from mmuld.models.pose_estimators.stages import Stage, schedule_of
 from mmuld.registry import MODELS
@@ -215,24 +217,6 @@ def is_sd(backbone) -> bool:
         backbone, 'aggregator')
 
 
-def apply_stage(model, optim_wrapper, stage: Stage) -> None:
-    """Switch ``model`` to ``stage`` as ``ULDStageHook`` does: set the
-    stage, freeze the parameters under the stage's ``frozen`` names (the
-    frozen SD weights stay frozen), set the learning rate."""
-    model.set_stage(stage.name)
-    frozen = stage.frozen
-    for name, param in model.named_parameters():
-        if is_sd(model.backbone) and name.startswith('backbone.') \
-                and not param.requires_grad \
-                and not name.startswith('backbone.aggregator'):
-            continue
-        param.requires_grad_(not any(
-            name == f or name.startswith(f + '.') for f in frozen))
-    if stage.lr is not None:
-        for group in optim_wrapper.param_groups:
-            group['lr'] = stage.lr
-
-
 def random_bank(model, num_images: int, img_size: int, num_pose: int,
                 two_stage: bool, generator: torch.Generator):
     """Random valid pseudo-labels of ``num_images`` images."""
@@ -255,13 +239,6 @@ def random_bank(model, num_images: int, img_size: int, num_pose: int,
         labels=labels,
         pose_labels=pose,
         codes=torch.randn(num_images, int(dz), generator=generator))
-
-
-def find_hooks(cfg: Config) -> Dict[str, dict]:
-    hooks = {}
-    for h in cfg.get('custom_hooks', []) or []:
-        hooks[h.get('type')] = h
-    return hooks
 
 
 def build(args, device: torch.device):
@@ -511,12 +488,15 @@ def enter_stages(args, model, optim_wrapper, stages: List[Stage], bsz: int,
                  img: int, num_pose: int,
                  gen: torch.Generator) -> Iterator[Stage]:
     """Yield the stages selected by ``--stages``, each after switching the
-    model to it (:func:`apply_stage`) and, for the self-training stages,
-    handing it random pseudo-labels of the batch."""
+    model to it as a training run does (:func:`enter_stage`,
+    :func:`train_mode`) and, for the self-training stages, handing it random
+    pseudo-labels of the batch."""
+    fixed = fixed_parameters(model)
     for stage in stages:
         if args.stages and stage.name not in args.stages:
             continue
-        apply_stage(model, optim_wrapper, stage)
+        enter_stage(model, stage, optim_wrapper, fixed)
+        train_mode(model)
         if stage.pseudo_labels is not None:
             model.set_pseudo_labels(
                 random_bank(model, bsz, img, num_pose, stage.two_stage, gen))
@@ -590,18 +570,18 @@ def main(argv: Optional[List[str]] = None) -> Dict[str, Dict[str, float]]:
     register_all_modules(init_default_scope=True)
     device = torch.device(args.device)
     cfg, model, optim_wrapper, bsz, img, tiny, _tmp = build(args, device)
-    hooks = find_hooks(cfg)
-    if 'ULDStageHook' not in hooks:
-        raise ValueError(f'{args.config} has no ULDStageHook in '
-                         '`custom_hooks`: nothing to benchmark')
+    loop = cfg.get('train_cfg', None) or {}
+    if loop.get('type') not in ('ULDTrainLoop', 'mmuld.ULDTrainLoop'):
+        raise ValueError(f'{args.config} does not train with ULDTrainLoop '
+                         '(train_cfg.type): nothing to benchmark')
     stages = list(schedule_of(model))
     if args.stages:
         unknown = set(args.stages) - {s.name for s in stages}
         if unknown:
             raise ValueError(f'unknown stages {sorted(unknown)}; the config '
                              f'has {[s.name for s in stages]}')
-    pl_hook = hooks.get('PseudoLabelHook', {})
-    num_pose = int(pl_hook.get('num_pose_clusters', 1) or 1)
+    clustering = loop.get('clustering', None) or {}
+    num_pose = int(clustering.get('num_pose_clusters', 10) or 1)
     bb = model.backbone
     name = (f' ({torch.cuda.get_device_name(device)})'
             if device.type == 'cuda' else '')

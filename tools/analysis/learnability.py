@@ -456,8 +456,9 @@ def _supervised(args, work: str, num_points: int) -> dict:
 
 
 def _set_schedule(cfg: Config, iters, interval) -> None:
-    """Stage lengths go to the model's stage table, the clustering
-    interval to the PseudoLabelHook."""
+    """Stage lengths go to the model's stage table (the loop takes its
+    length from there), the clustering interval to
+    ``train_cfg.clustering``."""
     stages = cfg.model.stages
     if iters:
         if len(stages) != len(iters):
@@ -468,16 +469,13 @@ def _set_schedule(cfg: Config, iters, interval) -> None:
                 raise ValueError(f'--stage-iters: stage {s["name"]} '
                                  f'needs >= 1 iteration, got {n}')
             s['iters'] = n
-        cfg.train_cfg.max_iters = sum(iters)
-    for h in cfg.custom_hooks:
-        if h['type'] == 'PseudoLabelHook' and interval:
-            h['interval'] = interval
+    if interval:
+        cfg.train_cfg.setdefault('clustering', {})['interval'] = interval
 
 
 def _truncate_stages(cfg: Config, n: int) -> None:
     """Keep the first ``n`` stages (e.g. only ZeroShot was asked for)."""
     cfg.model.stages = cfg.model.stages[:n]
-    cfg.train_cfg.max_iters = sum(s['iters'] for s in cfg.model.stages)
 
 
 if __name__ == '__main__':

@@ -14,7 +14,7 @@ Usage::
     .venv/bin/python tools/analysis/mutation_check.py            # all
     .venv/bin/python tools/analysis/mutation_check.py --list
     .venv/bin/python tools/analysis/mutation_check.py \\
-        --only stage_hook_lr_zero ridge_absolute --out mutants.json
+        --only stage_entry_lr_zero ridge_absolute --out mutants.json
 
 A mutant whose text no longer matches its file (the code moved on) is
 reported as ``stale``; a test run that cannot even start (collection
@@ -35,11 +35,11 @@ from typing import Dict, List, Optional
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 EST = 'mmuld/models/pose_estimators/uld_estimator.py'
-HOOK = 'mmuld/engine/hooks/uld_stage_hook.py'
+STAGE = 'mmuld/engine/stage_entry.py'
 ROUND = 'mmuld/clustering/clustering_round.py'
 EQV = 'mmuld/evaluation/equivariance_eval.py'
 T_LOSS = 'tests/test_models/test_uld_estimator_loss.py'
-T_HOOK = 'tests/test_engine/test_uld_stage_hook.py'
+T_LOOP = 'tests/test_engine/test_uld_train_loop.py'
 T_ROUND = 'tests/test_clustering/test_clustering_round.py'
 T_PIPE = 'tests/test_engine/test_pipeline_resume.py'
 T_LOSSES = 'tests/test_models/test_losses/test_elbo_mse_losses.py'
@@ -49,7 +49,7 @@ T_INF = 'tests/test_apis/test_uld_inferencer.py'
 T_EXPORT = 'tests/test_tools/test_export.py'
 T_NME = 'tests/test_evaluation/test_nme_functional.py'
 T_METRIC = 'tests/test_evaluation/test_regression_nme_metric.py'
-T_HOOK_DIST = 'tests/test_engine/test_pseudo_label_hook_dist.py'
+T_HOOK_DIST = 'tests/test_engine/test_clustering_rounds_dist.py'
 T_TRAIN = 'tests/test_engine/test_train_tool.py'
 # the end-to-end learning test (run with every training mutant if present)
 T_LEARN = 'tests/test_engine/test_learning.py'
@@ -69,7 +69,7 @@ MUTANTS: List[Dict] = [
         '                self._loss_unmutated(inputs, data_samples).items()}'
         '\n\n    def _loss_unmutated(self, inputs: Tensor,\n'
         '                        data_samples: SampleList) -> dict:\n',
-        tests=[T_LOSS, T_HOOK, T_PIPE],
+        tests=[T_LOSS, T_LOOP, T_PIPE],
         learning=True),
     dict(
         name='loss_raises',
@@ -122,7 +122,7 @@ MUTANTS: List[Dict] = [
         file=EST,
         old="losses['loss_descriptor'] = self.loss_descriptor(",
         new="losses['loss_descriptor'] = 0 * self.loss_descriptor(",
-        tests=[T_LOSS, T_HOOK],
+        tests=[T_LOSS, T_LOOP],
         learning=True),
     dict(
         name='latent_loss_zero',
@@ -130,7 +130,7 @@ MUTANTS: List[Dict] = [
         file=EST,
         old="losses['loss_latent'] = self.loss_latent(",
         new="losses['loss_latent'] = 0 * self.loss_latent(",
-        tests=[T_LOSS, T_HOOK, T_PIPE],
+        tests=[T_LOSS, T_LOOP, T_PIPE],
         learning=True),
     dict(
         name='latent_loss_constant_labels',
@@ -152,28 +152,28 @@ MUTANTS: List[Dict] = [
         tests=[T_LOSS],
         learning=True),
     dict(
-        name='stage_hook_freezes_nothing',
-        what='ULDStageHook freezes nothing',
-        file=HOOK,
+        name='stage_entry_freezes_nothing',
+        what='enter_stage freezes nothing',
+        file=STAGE,
         old='param.requires_grad_(train)',
         new='param.requires_grad_(True)',
-        tests=[T_HOOK],
+        tests=[T_LOOP],
         learning=True),
     dict(
-        name='stage_hook_never_sets_lr',
-        what='ULDStageHook never sets the learning rate',
-        file=HOOK,
+        name='stage_entry_never_sets_lr',
+        what='enter_stage never sets the learning rate',
+        file=STAGE,
         old="group['lr'] = stage.lr",
         new='pass',
-        tests=[T_HOOK],
+        tests=[T_LOOP],
         learning=True),
     dict(
-        name='stage_hook_lr_zero',
-        what='ULDStageHook sets the learning rate to 0',
-        file=HOOK,
+        name='stage_entry_lr_zero',
+        what='enter_stage sets the learning rate to 0',
+        file=STAGE,
         old="group['lr'] = stage.lr",
         new="group['lr'] = 0.0",
-        tests=[T_HOOK, T_PIPE],
+        tests=[T_LOOP, T_PIPE],
         learning=True),
     dict(
         name='align_identity',

@@ -76,9 +76,9 @@ model = dict(
     # +-1 cell NMS: on a 16x16 map, Mallis et al.'s +-2 cells (meant for
     # 64x64 maps) would merge neighbouring landmarks such as eye and brow.
     # Candidates of clustering rounds: 32 per image (the detector's highest
-    # cells, or the image's corners with PseudoLabelHook(candidates=
-    # 'corners')); a landmark is the peak of its centroid's similarity over
-    # the whole map (decode='peaks', as PseudoLabelHook(decode='peaks'))
+    # cells, or the image's corners with train_cfg.clustering.candidates=
+    # 'corners'); a landmark is the peak of its centroid's similarity over
+    # the whole map (decode='peaks', as train_cfg.clustering.decode)
     test_cfg=dict(
         nms_kernel=3,
         score_thr=0.15,

@@ -32,6 +32,5 @@ stages = [
         ],
         pseudo_labels='two_stage'),
 ]
-cluster_interval = 100
-train_cfg = dict(max_iters=sum(s['iters'] for s in stages))
+train_cfg = dict(clustering=dict(interval=100))
 optim_wrapper = dict(optimizer=dict(lr=1e-3))

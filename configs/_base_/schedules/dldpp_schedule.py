@@ -2,8 +2,8 @@
 # with re-clustering every 5000, proxy task 50k (5e-5, descriptor head
 # frozen), D-ULD++ 100k (5e-4, descriptor head and VAE decoder frozen).
 # The stage table: each stage once, with what it trains on. Configs hand it
-# to the model (`model = dict(stages=...)`); ULDStageHook and
-# PseudoLabelHook both read it from there (docs/methods.md).
+# to the model (`model = dict(stages=...)`); ULDTrainLoop reads it from
+# there (docs/methods.md).
 bootstrap_stage = dict(
     name='bootstrap',
     iters=50000,
@@ -38,10 +38,13 @@ dldpp_stage = dict(
 stages = [bootstrap_stage, duld_stage, proxy_stage, dldpp_stage]
 cluster_interval = 5000
 
+# ULDTrainLoop reads the stage table from the model (max_iters is its
+# length) and runs the clustering rounds: every `interval` iterations of a
+# self-training stage, Q = 10 pose clusters for two-stage clustering
 train_cfg = dict(
-    type='IterBasedTrainLoop',
-    max_iters=sum(s['iters'] for s in stages),
-    val_interval=10**9)
+    type='ULDTrainLoop',
+    val_interval=10**9,
+    clustering=dict(interval=cluster_interval, num_pose_clusters=10))
 test_cfg = dict()
 optim_wrapper = dict(
     optimizer=dict(type='Adam', lr=1e-4, betas=(0.9, 0.999)),

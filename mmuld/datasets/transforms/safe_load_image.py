@@ -23,7 +23,7 @@ class SafeLoadImage(LoadImage):
     mmengine's ``BaseDataset`` then draws another sample, so one bad file
     among thousands costs one warning, not the run; :class:`ULDFaceDataset`
     stops the run with one error when more than a set share of its images
-    turn out unreadable. Clustering rounds of :class:`PseudoLabelHook`
+    turn out unreadable. Clustering rounds (:class:`ClusteringRounds`)
     simply get no keypoints for a bad file. In test mode the datasets stop
     with an error naming the file.
 

@@ -9,13 +9,12 @@ from typing import Optional
 
 import mmengine
 import torch
-from mmengine.dist import (all_gather_object, broadcast_object_list, get_rank,
-                           get_world_size)
 from mmengine.hooks import Hook
 from mmengine.model import is_model_wrapper
 from mmengine.runner import Runner
 
 from mmuld.registry import HOOKS
+from ..dist_pass import gather, inference_pass, on_rank0
 
 CENTROIDS_FORMAT = 'mmuld.zeroshot_centroids.v1'
 
@@ -235,11 +234,8 @@ class ZeroShotFitHook(Hook):
                 type='DefaultSampler', shuffle=False, round_up=False)
         return copy.deepcopy(cfg)
 
-    @torch.no_grad()
     def _extract(self, runner: Runner, model, loader_cfg: dict) -> dict:
         loader = runner.build_dataloader(copy.deepcopy(loader_cfg))
-        was_training = model.training
-        model.eval()
         descs, num_images = [], 0
         fallbacks0 = model.num_roi_fallbacks
         # bound the memory: keep ~max_points / len(dataset) per image
@@ -247,10 +243,9 @@ class ZeroShotFitHook(Hook):
         if self.max_points is not None and len(loader.dataset):
             keep = max(1, math.ceil(self.max_points / len(loader.dataset)))
         gen = torch.Generator().manual_seed(model.seed)
-        progress = mmengine.ProgressBar(len(loader)) \
-            if get_rank() == 0 else None
-        for data in loader:
-            data = model.data_preprocessor(data, False)
+
+        def step(data: dict) -> None:
+            nonlocal num_images
             _, desc, valid = model.sample_descriptors_in_roi(
                 data['inputs'], data['data_samples'])
             for d, v in zip(desc.cpu(), valid.cpu()):
@@ -259,9 +254,8 @@ class ZeroShotFitHook(Hook):
                     d = d[torch.randperm(d.shape[0], generator=gen)[:keep]]
                 descs.append(d)
             num_images += desc.shape[0]
-            if progress is not None:
-                progress.update()
-        model.train(was_training)
+
+        inference_pass(model, loader, step)
         return dict(
             descriptors=torch.cat(descs) if descs else torch.zeros(0, 0),
             num_images=num_images,
@@ -276,56 +270,57 @@ class ZeroShotFitHook(Hook):
         runner.logger.info(
             f'ZeroShot: sampling {model.samples_per_image} RoI descriptors '
             'per training image for K-means')
-        local = self._extract(runner, model, loader_cfg)
-        parts = all_gather_object(local) if get_world_size() > 1 \
-            else [local]
-        payload = [None]
-        if get_rank() == 0:
-            descs = [
-                p['descriptors'] for p in parts if p['descriptors'].numel()
-            ]
-            desc = torch.cat(descs) if descs else torch.zeros(0, 1)
-            num_images = sum(p['num_images'] for p in parts)
-            fallbacks = sum(p['fallbacks'] for p in parts)
-            if desc.shape[0] < model.num_landmarks:
-                raise ValueError(
-                    f'only {desc.shape[0]} descriptors from {num_images} '
-                    f'training images for K={model.num_landmarks} clusters')
-            if self.max_points is not None and desc.shape[0] > \
-                    self.max_points:
-                gen = torch.Generator().manual_seed(model.seed)
-                keep = torch.randperm(desc.shape[0], generator=gen)
-                desc = desc[keep[:self.max_points]]
-            t0 = time.time()
-            res = model.fit(desc, **self.kmeans_cfg)
-            runner.logger.info(
-                f'ZeroShot: K-means (K={model.num_landmarks}) on '
-                f'{desc.shape[0]} descriptors of {num_images} images '
-                f'({fallbacks} without a usable RoI) in '
-                f'{time.time() - t0:.1f}s, inertia {res.inertia:.4g}')
-            state = dict(
-                centroids=res.centroids.detach().cpu().float(),
-                meta=dict(
-                    format=CENTROIDS_FORMAT,
-                    num_landmarks=model.num_landmarks,
-                    desc_dim=int(res.centroids.shape[1]),
-                    samples_per_image=model.samples_per_image,
-                    seed=model.seed,
-                    num_images=num_images,
-                    num_points=int(desc.shape[0]),
-                    roi_fallbacks=fallbacks,
-                    inertia=float(res.inertia),
-                    fingerprint=fingerprint,
-                    signature=signature,
-                    load_from=str(runner.cfg.get('load_from', None)),
-                    created=time.strftime('%Y-%m-%d %H:%M:%S')))
-            mmengine.mkdir_or_exist(osp.dirname(path))
-            torch.save(state, path)
-            runner.logger.info(
-                f'ZeroShot: centroids saved to {path}; the next run with '
-                'the same work dir reuses them')
-            payload = [state['centroids']]
-        if get_world_size() > 1:
-            broadcast_object_list(payload, src=0)
-        model.set_centroids(payload[0])
+        parts = gather(self._extract(runner, model, loader_cfg))
+        centroids = on_rank0(lambda: self._cluster(
+            runner, model, parts, path, fingerprint, signature))
+        model.set_centroids(centroids)
         self.num_fits += 1
+
+    def _cluster(self, runner: Runner, model, parts: list, path: str,
+                 fingerprint: str, signature: str) -> torch.Tensor:
+        """K-means over the gathered descriptors, saved to ``path``
+        (rank 0)."""
+        descs = [
+            p['descriptors'] for p in parts if p['descriptors'].numel()
+        ]
+        desc = torch.cat(descs) if descs else torch.zeros(0, 1)
+        num_images = sum(p['num_images'] for p in parts)
+        fallbacks = sum(p['fallbacks'] for p in parts)
+        if desc.shape[0] < model.num_landmarks:
+            raise ValueError(
+                f'only {desc.shape[0]} descriptors from {num_images} '
+                f'training images for K={model.num_landmarks} clusters')
+        if self.max_points is not None and desc.shape[0] > \
+                self.max_points:
+            gen = torch.Generator().manual_seed(model.seed)
+            keep = torch.randperm(desc.shape[0], generator=gen)
+            desc = desc[keep[:self.max_points]]
+        t0 = time.time()
+        res = model.fit(desc, **self.kmeans_cfg)
+        runner.logger.info(
+            f'ZeroShot: K-means (K={model.num_landmarks}) on '
+            f'{desc.shape[0]} descriptors of {num_images} images '
+            f'({fallbacks} without a usable RoI) in '
+            f'{time.time() - t0:.1f}s, inertia {res.inertia:.4g}')
+        state = dict(
+            centroids=res.centroids.detach().cpu().float(),
+            meta=dict(
+                format=CENTROIDS_FORMAT,
+                num_landmarks=model.num_landmarks,
+                desc_dim=int(res.centroids.shape[1]),
+                samples_per_image=model.samples_per_image,
+                seed=model.seed,
+                num_images=num_images,
+                num_points=int(desc.shape[0]),
+                roi_fallbacks=fallbacks,
+                inertia=float(res.inertia),
+                fingerprint=fingerprint,
+                signature=signature,
+                load_from=str(runner.cfg.get('load_from', None)),
+                created=time.strftime('%Y-%m-%d %H:%M:%S')))
+        mmengine.mkdir_or_exist(osp.dirname(path))
+        torch.save(state, path)
+        runner.logger.info(
+            f'ZeroShot: centroids saved to {path}; the next run with '
+            'the same work dir reuses them')
+        return state['centroids']

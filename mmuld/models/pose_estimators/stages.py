@@ -10,8 +10,8 @@ A run is a sequence of stages, each described once, in the model config
          pseudo_labels='two_stage')
 
 :class:`ULDEstimator` builds a :class:`StageSchedule` from it;
-:class:`ULDStageHook` (stage switch, freezing, learning rate) and
-:class:`PseudoLabelHook` (clustering rounds) both resolve the stage of an
+:class:`~mmuld.engine.loops.ULDTrainLoop` (stage entry, clustering
+rounds, stage checkpoints) resolves the stage of an
 iteration from that schedule, each on its own.
 """
 from dataclasses import dataclass, field
@@ -191,5 +191,5 @@ def schedule_of(model) -> StageSchedule:
         raise ValueError(
             f'{type(model).__name__} has no stage table: set `model.stages` '
             "in the config (one dict per stage: name, iters, lr, frozen, "
-            'pseudo_labels), which ULDStageHook and PseudoLabelHook read')
+            'pseudo_labels), which ULDTrainLoop reads')
     return schedule

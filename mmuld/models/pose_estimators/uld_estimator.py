@@ -54,7 +54,7 @@ class ULDEstimator(BasePoseEstimator):
     pose code ``phi``.
 
     The training behaviour depends on :attr:`stage`, set by
-    :class:`ULDStageHook`; each stage has its own loss method
+    :class:`ULDTrainLoop`; each stage has its own loss method
     (``_loss_<stage>``, chosen by :meth:`loss`):
 
     - ``'bootstrap'``: SiLK-style self-supervision between an image and a
@@ -69,12 +69,12 @@ class ULDEstimator(BasePoseEstimator):
       is not used.
 
     The model owns its training state: the stage table (``stages``, read
-    by both :class:`ULDStageHook` and :class:`PseudoLabelHook`), and, as
-    buffers of its ``state_dict``, the pseudo-label bank of the last
-    clustering round (``uld_pl_*``, set by :class:`PseudoLabelHook` through
-    :meth:`set_pseudo_labels`) and its cluster centroids (``uld_centroids``,
-    ``uld_pose_centroids``). A checkpoint's ``state_dict`` alone restores
-    all of it, and suffices for inference.
+    by :class:`ULDTrainLoop`), and, as buffers of its ``state_dict``, the
+    pseudo-label bank of the last clustering round (``uld_pl_*``, set by
+    :class:`ClusteringRounds` through :meth:`set_pseudo_labels`) and its
+    cluster centroids (``uld_centroids``, ``uld_pose_centroids``). A
+    checkpoint's ``state_dict`` alone restores all of it, and suffices for
+    inference.
 
     Args:
         backbone (dict): Backbone config (``StableDiffusionBackbone``).
@@ -91,7 +91,7 @@ class ULDEstimator(BasePoseEstimator):
             run, one dict per stage: ``name``, ``iters``, ``lr``,
             ``frozen`` and ``pseudo_labels`` (``None``, ``'kmeans'`` or
             ``'two_stage'``); see :class:`StageSchedule`. Needed for
-            training with :class:`ULDStageHook`, not for inference.
+            training with :class:`ULDTrainLoop`, not for inference.
         train_cfg (dict, optional): ``sigma`` of the pseudo-label Gaussians
             (map pixels), ``max_rotation`` / ``flip_prob`` of the
             bootstrapping augmentation (default 30 degrees and 0.5, the
@@ -270,27 +270,6 @@ class ULDEstimator(BasePoseEstimator):
         self._pl_scalars = None  # read again from the loaded buffers
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
-    def train(self, mode: bool = True) -> 'ULDEstimator':
-        """Set the mode; sub-modules whose parameters are all frozen stay in
-        eval mode, so the BatchNorm statistics of a frozen head or backbone
-        do not drift while other parts train."""
-        super().train(mode)
-        if mode:
-            for name, mod in self.named_children():
-                if name == 'data_preprocessor':
-                    continue
-                params = list(mod.parameters())
-                if params and not any(p.requires_grad for p in params):
-                    mod.eval()
-                elif params:
-                    for sub in mod.modules():
-                        ps = list(sub.parameters(recurse=False))
-                        if isinstance(sub, torch.nn.modules.batchnorm.
-                                      _BatchNorm) and ps and not any(
-                                          p.requires_grad for p in ps):
-                            sub.eval()
-        return self
-
     @property
     def stride(self) -> float:
         """Stride of the head maps with respect to the input."""
@@ -326,7 +305,7 @@ class ULDEstimator(BasePoseEstimator):
                 cells) per image, the highest ones, even below
                 ``score_thr``, so that a
                 detector still learning a new round's targets cannot starve
-                the next clustering round (used by :class:`PseudoLabelHook`
+                the next clustering round (used by :class:`ClusteringRounds`
                 with K; 0 at inference).
 
         Returns:
@@ -488,7 +467,8 @@ class ULDEstimator(BasePoseEstimator):
         if bank is None:
             raise RuntimeError(
                 f'stage {self.stage!r} needs pseudo-labels, but no clustering '
-                'round has run: add a PseudoLabelHook to `custom_hooks`')
+                'round has run: train with '
+                'train_cfg=dict(type="ULDTrainLoop")')
         idx = [ds.metainfo['sample_idx'] for ds in data_samples]
         pl = bank.lookup(idx, inputs.device)
         aug = augment_config(self.train_cfg.get('augment', True))
@@ -657,7 +637,7 @@ class ULDEstimator(BasePoseEstimator):
         nearest to a centroid is its landmark) or ``'peaks'`` (a landmark
         is the peak of its centroid's similarity over every map cell,
         :func:`similarity_peaks`; the clustering rounds decode the same
-        way with ``PseudoLabelHook(decode='peaks')``)."""
+        way with ``train_cfg.clustering.decode='peaks'``)."""
         mode = self.test_cfg.get('decode', 'exemplar')
         if mode not in ('exemplar', 'peaks'):
             raise ValueError("test_cfg.decode must be 'exemplar' or 'peaks',"
@@ -728,7 +708,7 @@ class ULDEstimator(BasePoseEstimator):
     def dense_at_test(self) -> bool:
         """``test_cfg.candidates``: ``'dense'`` (default) takes landmark
         candidates the way clustering rounds do (the highest-scoring map
-        cells, see :class:`PseudoLabelHook`), ``'nms'`` the NMS peaks."""
+        cells, see :class:`ClusteringRounds`), ``'nms'`` the NMS peaks."""
         mode = self.test_cfg.get('candidates', 'dense')
         if mode not in ('dense', 'nms'):
             raise ValueError(f"test_cfg.candidates must be 'dense' or 'nms', "

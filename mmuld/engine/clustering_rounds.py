@@ -6,11 +6,7 @@ from typing import Dict, Optional, Union
 import mmengine
 import torch
 from mmengine.dataset import DefaultSampler, pseudo_collate
-from mmengine.dist import (all_gather_object, broadcast_object_list,
-                           get_rank, get_world_size)
-from mmengine.hooks import Hook
-from mmengine.model import is_model_wrapper
-from mmengine.runner import Runner
+from mmengine.dist import get_rank
 from torch.utils.data import DataLoader
 
 from mmuld.clustering import PseudoLabelBank, cluster_pseudo_labels
@@ -19,16 +15,13 @@ from mmuld.clustering.clustering_round import (health_warnings,
                                                peak_pseudo_labels,
                                                round_diagnostics, summarize)
 from mmuld.clustering.dense_decoding import similarity_peaks
-from mmuld.clustering.pseudo_label_bank import BANK_BUFFER_PREFIX
 from mmuld.models.pose_estimators.stages import Stage, schedule_of
 from mmuld.models.utils import sample_descriptors
 from mmuld.models.utils.border import near_border, valid_input_box
 from mmuld.models.utils.interest_points import (corner_candidates,
                                                 corner_strength)
-from mmuld.registry import HOOKS
-from mmuld.utils.checkpoint import save_checkpoint_atomic
-
-DATA_BATCH = Optional[dict]
+from .dist_pass import broadcast, gather, inference_pass, on_rank0
+from .stage_entry import unwrap
 
 
 def pseudo_label_spread(keypoints: torch.Tensor, valid: torch.Tensor,
@@ -49,14 +42,15 @@ def pseudo_label_spread(keypoints: torch.Tensor, valid: torch.Tensor,
     return float(per_image.median() / side)
 
 
-@HOOKS.register_module()
-class PseudoLabelHook(Hook):
+class ClusteringRounds:
     """Cluster keypoint descriptors into pseudo-labels (D-ULD / D-ULD++).
 
     Which stages train on which pseudo-labels is the model's stage table
-    (``pseudo_labels`` of each stage in ``model.stages``): the hook resolves
-    the stage of an iteration from it on its own, not from ``model.stage``,
-    so it does not depend on :class:`ULDStageHook` having run first.
+    (``pseudo_labels`` of each stage in ``model.stages``).
+    :class:`~mmuld.engine.loops.ULDTrainLoop` builds this object from
+    ``train_cfg.clustering`` and asks it, before every iteration, whether a
+    round is due (:meth:`due`), and runs the final round after the last
+    iteration.
 
     Before the first iteration of every self-training stage and then every
     ``interval`` iterations, the model runs over the whole training set
@@ -67,11 +61,11 @@ class PseudoLabelHook(Hook):
     and the result is broadcast to every rank and handed to the model.
 
     Every round is saved as ``pseudo_labels/round_XXX_iter_N.npz`` in the work
-    dir. The hook keeps no state of its own: the bank of the current round
-    and its centroids are buffers of the model, so every checkpoint holds
-    them and ``--resume`` continues with the same pseudo-labels. A final
-    round after the last iteration gives the final checkpoints centroids of
-    the final weights.
+    dir. This object keeps no state of its own: the bank of the current
+    round and its centroids are buffers of the model, so every checkpoint
+    holds them and ``--resume`` continues with the same pseudo-labels. A
+    final round after the last iteration gives the final checkpoints
+    centroids of the final weights.
 
     Args:
         interval (int): Iterations between clustering rounds. Defaults to
@@ -146,8 +140,6 @@ class PseudoLabelHook(Hook):
             False (the margin alone).
     """
 
-    priority = 'ABOVE_NORMAL'
-
     def __init__(self,
                  interval: int = 5000,
                  num_pose_clusters: int = 10,
@@ -173,7 +165,7 @@ class PseudoLabelHook(Hook):
         for name, value in (('num_pose_clusters', num_pose_clusters),
                             ('batch_size', batch_size)):
             if not isinstance(value, int) or value < 1:
-                raise ValueError(f'PseudoLabelHook: {name}={value!r} must be '
+                raise ValueError(f'clustering: {name}={value!r} must be '
                                  'an integer >= 1')
         self.interval = interval
         self.dense_first_round = dense_first_round
@@ -184,7 +176,7 @@ class PseudoLabelHook(Hook):
         for name, value in (('corner_window', corner_window),
                             ('corner_spacing', corner_spacing)):
             if not 0 < value < 1:
-                raise ValueError(f'PseudoLabelHook: {name}={value!r} must be '
+                raise ValueError(f'clustering: {name}={value!r} must be '
                                  'a share of the input side in (0, 1)')
         self.corner_window = float(corner_window)
         self.corner_spacing = float(corner_spacing)
@@ -195,19 +187,19 @@ class PseudoLabelHook(Hook):
                              f' got {min_candidates!r}')
         self.min_candidates = min_candidates
         if not isinstance(kmeans_n_init, int) or kmeans_n_init < 1:
-            raise ValueError(f'PseudoLabelHook: kmeans_n_init='
+            raise ValueError(f'clustering: kmeans_n_init='
                              f'{kmeans_n_init!r} must be a positive integer')
         self.kmeans_n_init = kmeans_n_init
         if overcluster is not None and not overcluster >= 1:
-            raise ValueError(f'PseudoLabelHook: overcluster={overcluster!r} '
+            raise ValueError(f'clustering: overcluster={overcluster!r} '
                              'must be None or >= 1')
         if not 0 <= separation < 1:
-            raise ValueError(f'PseudoLabelHook: separation={separation!r} '
+            raise ValueError(f'clustering: separation={separation!r} '
                              'must be a share of the input side in [0, 1)')
         self.overcluster = overcluster
         self.separation = separation
         if decode not in ('exemplar', 'peaks'):
-            raise ValueError("PseudoLabelHook: decode must be 'exemplar' or "
+            raise ValueError("clustering: decode must be 'exemplar' or "
                              f"'peaks', got {decode!r}")
         self.decode = decode
         self.peak_radius = float(peak_radius)
@@ -219,130 +211,76 @@ class PseudoLabelHook(Hook):
         self.device = device
         self.final_round = bool(final_round)
 
-    @staticmethod
-    def _model(runner: Runner):
-        return runner.model.module if is_model_wrapper(
-            runner.model) else runner.model
-
-    def stage_at(self, runner: Runner, iteration: int) -> Stage:
-        """The stage of iteration ``iteration`` (0-based), from the model's
-        stage table alone."""
-        return schedule_of(runner.model).at(iteration)
-
-    def bank_stage(self, runner: Runner,
-                   bank: PseudoLabelBank) -> Stage:
-        """The stage whose clustering round made ``bank`` (the stage of
-        the iteration the round ran at)."""
-        return self.stage_at(runner, bank.iteration)
-
-    # -------------------------------------------------------------- #
-    # persistence
-    # -------------------------------------------------------------- #
-    def after_load_checkpoint(self, runner: Runner, checkpoint: dict) -> None:
-        """Accept an old checkpoint, whose pseudo-labels were stored next to
-        the ``state_dict`` (``checkpoint['pseudo_labels']``) before the
-        model held them: they are moved into the ``state_dict`` that is
-        about to be loaded."""
-        legacy = checkpoint.get('pseudo_labels')
-        weights = checkpoint.get('state_dict')
-        if legacy is None or weights is None or \
-                BANK_BUFFER_PREFIX + 'valid' in weights:
-            return
-        bank = PseudoLabelBank.from_state_dict(legacy['bank'])
-        bank.round = int(legacy.get('round', bank.round))
-        for name, value in bank.to_buffers().items():
-            weights[BANK_BUFFER_PREFIX + name] = value
-
     # -------------------------------------------------------------- #
     # schedule
     # -------------------------------------------------------------- #
-    def before_train(self, runner: Runner) -> None:
-        """Check K and Q against the training set before iteration 1."""
-        model = self._model(runner)
-        bank = model.pseudo_labels
-        if bank is not None:  # loaded with the model's weights
-            runner.logger.info(
-                f'restored pseudo-labels of round {bank.round} (stage '
-                f'"{self.bank_stage(runner, bank).name}", iteration '
-                f'{bank.iteration})')
-        n = len(runner.train_dataloader.dataset)
+    def check(self, model, num_images: int, logger) -> None:
+        """Check K and Q against the training set before iteration 1.
+
+        Args:
+            model (nn.Module): The unwrapped :class:`ULDEstimator`.
+            num_images (int): Images of the training set.
+            logger (MMLogger): Where warnings go.
+
+        Raises:
+            ValueError: K is not a positive integer, or more than the
+                keypoints a round can find; more pose clusters than images.
+        """
         k = getattr(model, 'num_landmarks', None)
         if not isinstance(k, int) or k < 1:
             raise ValueError(
                 f'model.num_landmarks={k!r}: K must be an integer >= 1')
         per_image = int((getattr(model, 'test_cfg', None) or {}).get(
             'max_keypoints', 50))
-        if k > n * per_image:
+        if k > num_images * per_image:
             raise ValueError(
-                f'model.num_landmarks={k} is more than the {n * per_image} '
-                f'keypoints a clustering round can find ({n} training '
-                f'images x test_cfg.max_keypoints={per_image})')
+                f'model.num_landmarks={k} is more than the '
+                f'{num_images * per_image} keypoints a clustering round can '
+                f'find ({num_images} training images x '
+                f'test_cfg.max_keypoints={per_image})')
         if getattr(model, 'pose_vae', None) is None or \
                 not schedule_of(model).uses('two_stage'):
             return  # no two-stage clustering in this run
         q = self.num_pose_clusters
-        if q > n:
+        if q > num_images:
             raise ValueError(
-                f'PseudoLabelHook: num_pose_clusters={q} is more than the '
-                f'{n} training images (each pose cluster needs images)')
-        if 2 * q > n:
-            runner.logger.warning(
-                f'num_pose_clusters={q} with {n} training images: pose '
-                'clusters of one image are likely')
+                f'clustering: num_pose_clusters={q} is more than the '
+                f'{num_images} training images (each pose cluster needs '
+                'images)')
+        if 2 * q > num_images:
+            logger.warning(
+                f'num_pose_clusters={q} with {num_images} training images: '
+                'pose clusters of one image are likely')
 
-    def before_train_iter(self,
-                          runner: Runner,
-                          batch_idx: int,
-                          data_batch: DATA_BATCH = None) -> None:
-        stage = self.stage_at(runner, runner.iter)
-        if stage.pseudo_labels is None:
-            return
-        bank = self._model(runner).pseudo_labels
-        # a bank from a later iteration comes from another run (load_from)
-        age = runner.iter - bank.iteration if bank is not None else 0
-        due = (
-            bank is None
-            or self.bank_stage(runner, bank).name != stage.name
-            or age >= self.interval or age < 0)
-        if due:
-            self.run_round(runner, stage)
+    def due(self, model, stage: Stage, iteration: int) -> bool:
+        """Whether a round must run before ``iteration`` of ``stage``.
 
-    def after_train_iter(self,
-                         runner: Runner,
-                         batch_idx: int,
-                         data_batch: DATA_BATCH = None,
-                         outputs: Optional[dict] = None) -> None:
-        """After the last iteration: a final clustering round.
+        A round is due when the stage trains on pseudo-labels and the
+        model holds none, or holds those of another stage, or of a round
+        ``interval`` or more iterations ago, or of a later iteration (a
+        bank loaded with ``load_from`` from another run).
 
-        The last regular round ran up to ``interval`` iterations before the
-        end, on older weights; inference needs centroids of the final
-        weights. The final round runs here (every rank, before the
-        ``CheckpointHook`` saves), and a stage checkpoint that
-        :class:`ULDStageHook` already wrote at this iteration is written
-        again, so both hold the final round's bank and centroids.
+        Args:
+            model (nn.Module): The unwrapped :class:`ULDEstimator`.
+            stage (Stage): The stage of ``iteration``.
+            iteration (int): The 0-based iteration about to run.
+
+        Returns:
+            bool: Whether to run :meth:`run` now.
         """
-        if not self.final_round or runner.iter + 1 != runner.max_iters:
-            return
-        stage = self.stage_at(runner, runner.iter)
         if stage.pseudo_labels is None:
-            return
-        runner.logger.info(
-            f'final clustering round on the weights after iteration '
-            f'{runner.iter + 1} (the last one)')
-        self.run_round(runner, stage, iteration=runner.iter + 1)
-        for hook in runner.hooks:
-            if not hasattr(hook, 'stage_checkpoint'):
-                continue
-            name = hook.stage_checkpoint(runner, runner.iter)
-            if name is not None:
-                save_checkpoint_atomic(runner, name)
-                runner.logger.info(
-                    f'saved {name} again with the final clustering round')
+            return False
+        bank = model.pseudo_labels
+        if bank is None:
+            return True
+        age = iteration - bank.iteration
+        made_in = schedule_of(model).at(bank.iteration).name
+        return made_in != stage.name or age >= self.interval or age < 0
 
     # -------------------------------------------------------------- #
     # one round
     # -------------------------------------------------------------- #
-    def _build_loader(self, runner: Runner) -> DataLoader:
+    def _build_loader(self, runner) -> DataLoader:
         dataset = runner.train_dataloader.dataset
         sampler = DefaultSampler(dataset, shuffle=False, round_up=False)
         return DataLoader(
@@ -359,36 +297,26 @@ class PseudoLabelHook(Hook):
             return int(model.num_landmarks)
         return int(self.min_candidates or 0)
 
-    @torch.no_grad()
-    def _extract(self, runner: Runner, with_codes: bool,
+    def _extract(self, runner, with_codes: bool,
                  dense: bool = False) -> Dict[str, list]:
         """Keypoints, descriptors (and codes) of the whole training set.
 
         The keypoints are the detector's (dense cells or NMS peaks) or,
         with ``candidates='corners'``, the image corners of
-        :meth:`_corners`.
-
-        Runs without autograd: a round stores only plain tensors, so the
-        memory it holds is what it stores, whatever the number of images
-        (with autograd on, every stored slice would keep its batch's graph
-        alive until the round ends).
+        :meth:`_corners`. Runs without autograd (:func:`inference_pass`).
         """
-        model = self._model(runner)
-        loader = self._build_loader(runner)
-        was_training = model.training
-        model.eval()
+        model = unwrap(runner.model)
         res = dict(
             keypoints=[], descriptors=[], image_ids=[], border=[], codes={},
             input_size=None)
-        progress = mmengine.ProgressBar(len(loader)) \
-            if get_rank() == 0 else None
-        for data in loader:
-            data = model.data_preprocessor(data, False)
-            out = model.extract_keypoints(
-                data['inputs'], dense=dense,
-                min_keypoints=self.min_keypoints(model))
+
+        def step(data: dict) -> None:
             if self.candidates == 'corners':
-                out.update(self._corners(model, data, out['desc_map']))
+                out = self._corners(model, data)
+            else:
+                out = model.extract_keypoints(
+                    data['inputs'], dense=dense,
+                    min_keypoints=self.min_keypoints(model))
             for i, ds in enumerate(data['data_samples']):
                 idx = int(ds.metainfo['sample_idx'])
                 res['input_size'] = float(max(ds.metainfo['input_size']))
@@ -402,42 +330,39 @@ class PseudoLabelHook(Hook):
                                 valid_input_box(ds.metainfo), model.stride))
                 if with_codes:
                     res['codes'][idx] = out['codes'][i].cpu()
-            if progress is not None:
-                progress.update()
-        if progress is not None:
-            progress.file.write('\n')  # the bar leaves the line open
-            progress.file.flush()
-        model.train(was_training)
+
+        inference_pass(model, self._build_loader(runner), step)
         return res
 
     def _corner_window(self, side: float) -> int:
         """The structure tensor's window in pixels for an input side."""
         return max(3, int(round(self.corner_window * side)) // 2 * 2 + 1)
 
-    def _corners(self, model, data: dict,
-                 desc_map: torch.Tensor) -> Dict[str, torch.Tensor]:
+    def _corners(self, model, data: dict) -> Dict[str, torch.Tensor]:
         """``candidates='corners'``: the strongest Shi-Tomasi corners of
         each input inside the part that shows the image (as many as dense
-        candidates, ``test_cfg.dense_max_keypoints``) and the descriptors
-        there."""
+        candidates, ``test_cfg.dense_max_keypoints``), the descriptors
+        there and, for two-stage clustering, the images' pose codes."""
         inputs = data['inputs']
         side = float(max(inputs.shape[-2:]))
         num = max(self.min_keypoints(model), int(
             (model.test_cfg or {}).get('dense_max_keypoints', 32)))
-        window = self._corner_window(side)
+        logits, desc_map = model._forward(inputs)
         kpts, valid = corner_candidates(
-            inputs, num, window=window,
+            inputs, num, window=self._corner_window(side),
             spacing=self.corner_spacing * side,
             boxes=[valid_input_box(ds.metainfo)
                    for ds in data['data_samples']],
             margin=model.stride)
-        return dict(
+        out = dict(
             keypoints=kpts,
             valid=valid,
             descriptors=sample_descriptors(desc_map, kpts, model.stride))
+        if getattr(model, 'pose_vae', None) is not None:
+            out['codes'] = model.pose_vae.encode(logits.sigmoid())[0]
+        return out
 
-    @torch.no_grad()
-    def _peak_pass(self, runner: Runner, centroids: torch.Tensor,
+    def _peak_pass(self, runner, centroids: torch.Tensor,
                    with_descriptors: bool,
                    with_saliency: bool = False) -> Dict[str, torch.Tensor]:
         """One pass over the training set: the similarity peaks of
@@ -445,18 +370,11 @@ class PseudoLabelHook(Hook):
         in every image, gathered from all ranks in image order (rank 0's
         centroids are used everywhere); ``with_saliency`` adds the image's
         corner response at each peak (``corner_rank``)."""
-        if get_world_size() > 1:
-            box = [centroids]
-            broadcast_object_list(box, src=0)
-            centroids = box[0]
-        model = self._model(runner)
-        loader = self._build_loader(runner)
-        was_training = model.training
-        model.eval()
-        side = None
+        centroids = broadcast(centroids)
+        model = unwrap(runner.model)
         local = {}
-        for data in loader:
-            data = model.data_preprocessor(data, False)
+
+        def step(data: dict) -> None:
             desc_map = model.descriptor_map(data['inputs'])
             idx = [int(ds.metainfo['sample_idx'])
                    for ds in data['data_samples']]
@@ -473,11 +391,10 @@ class PseudoLabelHook(Hook):
                     self._corner_window(side))
             for j, i in enumerate(idx):
                 local[i] = {key: v[j].cpu() for key, v in res.items()}
-        model.train(was_training)
-        parts = all_gather_object(local) if get_world_size() > 1 \
-            else [local]
+
+        inference_pass(model, self._build_loader(runner), step)
         merged = {}
-        for part in parts:
+        for part in gather(local):
             merged.update(part)
         order = sorted(merged)
         return {key: torch.stack([merged[i][key] for i in order])
@@ -495,7 +412,7 @@ class PseudoLabelHook(Hook):
             codes[i] = c
         return codes
 
-    def _peak_round(self, runner: Runner, model, parts: list,
+    def _peak_round(self, runner, model, parts: list,
                     codes: Optional[torch.Tensor], num_images: int,
                     side: float) -> tuple:
         """``decode='peaks'``: cluster the candidates, keep K peaked
@@ -529,24 +446,47 @@ class PseudoLabelHook(Hook):
             bank.keypoints, bank.valid, side)
         return bank.state_dict(), cents, stats
 
-    def run_round(self,
-                  runner: Runner,
-                  stage: Union[Stage, str],
-                  iteration: Optional[int] = None) -> None:
+    def _kmeans_round(self, model, parts: list,
+                      codes: Optional[torch.Tensor], num_images: int,
+                      side: float) -> tuple:
+        """``decode='exemplar'``: K-means (or two-stage) clustering of the
+        candidates, exemplar landmarks (rank 0 only)."""
+        kpts = torch.cat([t for p in parts for t in p['keypoints']])
+        desc = torch.cat([t for p in parts for t in p['descriptors']])
+        ids = torch.cat([t for p in parts for t in p['image_ids']])
+        border = torch.cat([t for p in parts for t in p['border']])
+        bank, cents, stats = cluster_pseudo_labels(
+            kpts, desc, ids, num_images, model.num_landmarks,
+            codes=codes, num_pose_clusters=self.num_pose_clusters,
+            seed=self.seed, device=self.device, near_border=border,
+            n_init=self.kmeans_n_init)
+        stats['landmark_spread'] = pseudo_label_spread(
+            bank.keypoints, bank.valid, side)
+        return bank.state_dict(), cents, stats
+
+    def run(self,
+            runner,
+            stage: Union[Stage, str],
+            iteration: Optional[int] = None) -> PseudoLabelBank:
         """Extract, gather, cluster, broadcast and save pseudo-labels.
 
         The bank and the centroids go to the model (its buffers).
 
         Args:
-            runner (Runner): The runner.
+            runner (Runner): The runner, or anything with its ``model``,
+                ``train_dataloader.dataset``, ``iter``, ``work_dir`` and
+                ``logger``.
             stage (Stage | str): The stage the round is for (a name: its
                 first stage of that name in the model's stage table); its
                 ``pseudo_labels`` say K-means or two-stage clustering.
             iteration (int, optional): Iterations the weights have been
                 trained for; default ``runner.iter`` (a round before an
                 iteration), ``max_iters`` for the final round.
+
+        Returns:
+            PseudoLabelBank: The round's pseudo-labels.
         """
-        model = self._model(runner)
+        model = unwrap(runner.model)
         if isinstance(stage, str):
             stage = next(s for s in schedule_of(model) if s.name == stage)
         iteration = runner.iter if iteration is None else int(iteration)
@@ -562,31 +502,16 @@ class PseudoLabelHook(Hook):
             f'clustering round {round_index} (stage "{stage.name}", '
             f'{"two-stage" if with_codes else "K-means"}{kind}) over '
             f'{num_images} training images')
-        local = self._extract(runner, with_codes, dense=dense)
-        parts = all_gather_object(local) if get_world_size() > 1 \
-            else [local]
-        payload = [None]
+        parts = gather(self._extract(runner, with_codes, dense=dense))
         codes = self._merge_codes(parts, num_images) if with_codes else None
         side = max(p['input_size'] or 0.0 for p in parts)
         if self.decode == 'peaks':
-            payload = [self._peak_round(runner, model, parts, codes,
-                                        num_images, side)]
-        elif get_rank() == 0:
-            kpts = torch.cat([t for p in parts for t in p['keypoints']])
-            desc = torch.cat([t for p in parts for t in p['descriptors']])
-            ids = torch.cat([t for p in parts for t in p['image_ids']])
-            border = torch.cat([t for p in parts for t in p['border']])
-            bank, cents, stats = cluster_pseudo_labels(
-                kpts, desc, ids, num_images, model.num_landmarks,
-                codes=codes, num_pose_clusters=self.num_pose_clusters,
-                seed=self.seed, device=self.device, near_border=border,
-                n_init=self.kmeans_n_init)
-            stats['landmark_spread'] = pseudo_label_spread(
-                bank.keypoints, bank.valid, side)
-            payload = [(bank.state_dict(), cents, stats)]
-        if get_world_size() > 1:
-            broadcast_object_list(payload, src=0)
-        state, cents, stats = payload[0]
+            result = self._peak_round(runner, model, parts, codes,
+                                      num_images, side)
+            state, cents, stats = broadcast(result)
+        else:
+            state, cents, stats = on_rank0(lambda: self._kmeans_round(
+                model, parts, codes, num_images, side))
         state.update(round=round_index, iteration=iteration)
         bank = PseudoLabelBank.from_state_dict(state)
         model.set_pseudo_labels(bank)
@@ -596,12 +521,20 @@ class PseudoLabelHook(Hook):
         for warning in health_warnings(stats, model.num_landmarks):
             runner.logger.warning(
                 f'clustering round {round_index}: {warning}')
-        if get_rank() == 0:
-            out_dir = osp.join(runner.work_dir, 'pseudo_labels')
-            mmengine.mkdir_or_exist(out_dir)
-            stem = osp.join(out_dir,
-                            f'round_{round_index:03d}_iter_{iteration}')
-            bank.save(stem + '.npz')
-            mmengine.dump(
-                dict(round=round_index, iteration=iteration,
-                     stage=stage.name, **stats), stem + '.json', indent=1)
+        self._save(runner.work_dir, bank, stage, round_index, iteration,
+                   stats)
+        return bank
+
+    @staticmethod
+    def _save(work_dir: str, bank: PseudoLabelBank, stage: Stage,
+              round_index: int, iteration: int, stats: dict) -> None:
+        """``pseudo_labels/round_XXX_iter_N.npz`` and ``.json`` (rank 0)."""
+        if get_rank() != 0:
+            return
+        out_dir = osp.join(work_dir, 'pseudo_labels')
+        mmengine.mkdir_or_exist(out_dir)
+        stem = osp.join(out_dir, f'round_{round_index:03d}_iter_{iteration}')
+        bank.save(stem + '.npz')
+        mmengine.dump(
+            dict(round=round_index, iteration=iteration, stage=stage.name,
+                 **stats), stem + '.json', indent=1)

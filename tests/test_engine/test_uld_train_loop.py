@@ -1,5 +1,5 @@
 # Copyright (c) mmuld contributors. All rights reserved.
-"""ULDStageHook in a real run: frozen modules, per-stage learning rates."""
+"""ULDTrainLoop in a real run: frozen modules, per-stage learning rates."""
 import pytest
 import torch
 from mmengine.hooks import Hook
@@ -106,7 +106,7 @@ def records(tmp_path_factory, pipeline_cfg):
         optimizer=dict(type='SGD', lr=INITIAL_LR, momentum=0.0,
                        weight_decay=0.0),
         clip_grad=dict(max_norm=10.0))
-    cfg.custom_hooks[2]['interval'] = 100  # one round per stage
+    cfg.train_cfg.clustering.interval = 100  # one round per stage
     cfg.default_hooks.checkpoint = dict(
         type='CheckpointHook', interval=100, by_epoch=False)
     runner = Runner.from_cfg(cfg)

@@ -1,8 +1,8 @@
 # Copyright (c) mmuld contributors. All rights reserved.
-"""PseudoLabelHook across 2 processes (gloo): shares, gather, broadcast.
+"""Clustering rounds across 2 processes (gloo): shares, gather, broadcast.
 
 mmengine's ``init_dist`` needs CUDA, so the test initialises a CPU process
-group itself; the hook only relies on ``mmengine.dist`` collectives.
+group itself; the rounds only rely on ``mmengine.dist`` collectives.
 """
 import os
 import os.path as osp
@@ -28,7 +28,7 @@ def _worker(rank, world, port, sd_dir, out_dir):
     os.environ.update(MASTER_ADDR='127.0.0.1', MASTER_PORT=str(port))
     torch_dist.init_process_group('gloo', rank=rank, world_size=world)
     torch.set_num_threads(1)
-    from mmuld.engine import PseudoLabelHook
+    from mmuld.engine import ClusteringRounds
     from mmuld.registry import DATASETS, MODELS
     from mmuld.utils import register_all_modules
     register_all_modules()
@@ -47,8 +47,10 @@ def _worker(rank, world, port, sd_dir, out_dir):
         iter=model.stage_schedule[1].start,  # the first duld iteration
         work_dir=out_dir,
         logger=MMLogger.get_instance(f'dist{rank}'))
-    hook = PseudoLabelHook(interval=2, batch_size=2)
-    hook.before_train_iter(runner, 0)
+    hook = ClusteringRounds(interval=2, batch_size=2)
+    stage = model.stage_schedule.at(runner.iter)
+    assert hook.due(model, stage, runner.iter)
+    hook.run(runner, stage)
     torch.save(
         dict(bank=model.pseudo_labels.state_dict(),
              centroids=model.uld_centroids),
