@@ -392,7 +392,9 @@ class ClusteringRounds:
             for j, i in enumerate(idx):
                 local[i] = {key: v[j].cpu() for key, v in res.items()}
 
-        inference_pass(model, self._build_loader(runner), step)
+        # a peak round makes several of these passes: no bar for each
+        inference_pass(model, self._build_loader(runner), step,
+                       progress_bar=False)
         merged = {}
         for part in gather(local):
             merged.update(part)

@@ -16,23 +16,26 @@ from torch import nn
 
 
 def inference_pass(model: nn.Module, loader: Iterable,
-                   step: Callable[[dict], None]) -> None:
+                   step: Callable[[dict], None],
+                   progress_bar: bool = True) -> None:
     """Run ``step`` on every preprocessed batch of ``loader``.
 
     The model is in eval mode and autograd is off for the whole pass (a
     round stores plain tensors only, so the memory it holds is what it
     stores, whatever the number of images); its mode is restored after.
-    Rank 0 shows a progress bar.
+    Rank 0 shows a progress bar unless ``progress_bar`` is False.
 
     Args:
         model (nn.Module): The unwrapped model (with ``data_preprocessor``).
         loader (Iterable): Batches of data samples.
         step (Callable): Called with each ``data_preprocessor(batch)``.
+        progress_bar (bool): Show a progress bar (rank 0). Defaults to
+            True.
     """
     was_training = model.training
     model.eval()
     progress = None
-    if get_rank() == 0 and hasattr(loader, '__len__'):
+    if progress_bar and get_rank() == 0 and hasattr(loader, '__len__'):
         progress = mmengine.ProgressBar(len(loader))
     try:
         with torch.no_grad():
