@@ -9,5 +9,5 @@ stages = [
     dict(name='bootstrap', iters=6, lr=1e-3, pseudo_labels=None),
     dict(name='duld', iters=8, lr=1e-3, pseudo_labels='kmeans'),
 ]
-model = dict(pose_vae=None, loss_elbo=None, loss_latent=None, stages=stages)
+model = dict(pose_vae=None, stages=stages)
 train_cfg = dict(clustering=dict(interval=3, batch_size=4))

@@ -2,4 +2,4 @@
 # with K-means pseudo-labels every 5000 iterations.
 _base_ = ['./dldpp_ls3d.py']
 stages = [{{_base_.bootstrap_stage}}, {{_base_.duld_stage}}]
-model = dict(pose_vae=None, loss_elbo=None, loss_latent=None, stages=stages)
+model = dict(pose_vae=None, stages=stages)

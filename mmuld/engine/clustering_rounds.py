@@ -16,10 +16,8 @@ from mmuld.clustering.clustering_round import (health_warnings,
                                                round_diagnostics, summarize)
 from mmuld.clustering.dense_decoding import similarity_peaks
 from mmuld.models.pose_estimators.stages import Stage, schedule_of
-from mmuld.models.utils import sample_descriptors
 from mmuld.models.utils.border import near_border, valid_input_box
-from mmuld.models.utils.interest_points import (corner_candidates,
-                                                corner_strength)
+from mmuld.models.utils.interest_points import corner_strength
 from .dist_pass import broadcast, gather, inference_pass, on_rank0
 from .stage_entry import unwrap
 
@@ -90,7 +88,7 @@ class ClusteringRounds:
             next round (the collapse spiral, docs/methods.md);
             ``'corners'``: the image's strongest Shi-Tomasi corners inside
             the part of the input that shows the image, as many as dense
-            candidates (:func:`corner_candidates`; the places people mark as
+            candidates (``corner_candidates``; the places people mark as
             parts, where a descriptor map learnt from scratch tells every
             location apart; docs/methods.md, "Candidates at image
             corners").
@@ -230,8 +228,7 @@ class ClusteringRounds:
         if not isinstance(k, int) or k < 1:
             raise ValueError(
                 f'model.num_landmarks={k!r}: K must be an integer >= 1')
-        per_image = int((getattr(model, 'test_cfg', None) or {}).get(
-            'max_keypoints', 50))
+        per_image = int(model.test_cfg.max_keypoints)
         if k > num_images * per_image:
             raise ValueError(
                 f'model.num_landmarks={k} is more than the '
@@ -302,8 +299,10 @@ class ClusteringRounds:
         """Keypoints, descriptors (and codes) of the whole training set.
 
         The keypoints are the detector's (dense cells or NMS peaks) or,
-        with ``candidates='corners'``, the image corners of
-        :meth:`_corners`. Runs without autograd (:func:`inference_pass`).
+        with ``candidates='corners'``, the strongest Shi-Tomasi corners of
+        each input inside the part that shows the image (as many as dense
+        candidates, :func:`~mmuld.models.utils.candidates.select_candidates`).
+        Runs without autograd (:func:`inference_pass`).
         """
         model = unwrap(runner.model)
         res = dict(
@@ -311,12 +310,17 @@ class ClusteringRounds:
             input_size=None)
 
         def step(data: dict) -> None:
+            kind, corner_kwargs = 'dense' if dense else 'nms', {}
             if self.candidates == 'corners':
-                out = self._corners(model, data)
-            else:
-                out = model.extract_keypoints(
-                    data['inputs'], dense=dense,
-                    min_keypoints=self.min_keypoints(model))
+                side = float(max(data['inputs'].shape[-2:]))
+                kind, corner_kwargs = 'corners', dict(
+                    boxes=[valid_input_box(ds.metainfo)
+                           for ds in data['data_samples']],
+                    corner_window=self._corner_window(side),
+                    corner_spacing=self.corner_spacing * side)
+            out = model.extract_keypoints(
+                data['inputs'], candidates=kind,
+                min_keypoints=self.min_keypoints(model), **corner_kwargs)
             for i, ds in enumerate(data['data_samples']):
                 idx = int(ds.metainfo['sample_idx'])
                 res['input_size'] = float(max(ds.metainfo['input_size']))
@@ -337,30 +341,6 @@ class ClusteringRounds:
     def _corner_window(self, side: float) -> int:
         """The structure tensor's window in pixels for an input side."""
         return max(3, int(round(self.corner_window * side)) // 2 * 2 + 1)
-
-    def _corners(self, model, data: dict) -> Dict[str, torch.Tensor]:
-        """``candidates='corners'``: the strongest Shi-Tomasi corners of
-        each input inside the part that shows the image (as many as dense
-        candidates, ``test_cfg.dense_max_keypoints``), the descriptors
-        there and, for two-stage clustering, the images' pose codes."""
-        inputs = data['inputs']
-        side = float(max(inputs.shape[-2:]))
-        num = max(self.min_keypoints(model), int(
-            (model.test_cfg or {}).get('dense_max_keypoints', 32)))
-        logits, desc_map = model._forward(inputs)
-        kpts, valid = corner_candidates(
-            inputs, num, window=self._corner_window(side),
-            spacing=self.corner_spacing * side,
-            boxes=[valid_input_box(ds.metainfo)
-                   for ds in data['data_samples']],
-            margin=model.stride)
-        out = dict(
-            keypoints=kpts,
-            valid=valid,
-            descriptors=sample_descriptors(desc_map, kpts, model.stride))
-        if getattr(model, 'pose_vae', None) is not None:
-            out['codes'] = model.pose_vae.encode(logits.sigmoid())[0]
-        return out
 
     def _peak_pass(self, runner, centroids: torch.Tensor,
                    with_descriptors: bool,
@@ -383,7 +363,7 @@ class ClusteringRounds:
             res = similarity_peaks(
                 desc_map, cents.to(desc_map.device), model.stride,
                 radius=self.peak_radius * side,
-                border=(model.test_cfg or {}).get('border', 1),
+                border=model.test_cfg.border,
                 with_descriptors=with_descriptors)
             if with_saliency:
                 res['saliency'] = corner_strength(

@@ -48,6 +48,21 @@ def transform_matrix(angle: float,
         size)[0].numpy()
 
 
+def in_frame(points: np.ndarray, size: Sequence[int]) -> np.ndarray:
+    """Which points lie inside an input of ``size`` ``(H, W)``.
+
+    Args:
+        points (np.ndarray): (..., 2) pixel coordinates ``(x, y)``.
+        size (Sequence[int]): ``(H, W)``.
+
+    Returns:
+        np.ndarray: (...) bool.
+    """
+    h, w = size
+    return ((points[..., 0] >= 0) & (points[..., 0] <= w - 1)
+            & (points[..., 1] >= 0) & (points[..., 1] <= h - 1))
+
+
 def predict_input_landmarks(model: torch.nn.Module,
                             inputs: Tensor,
                             data_samples: list,
@@ -57,12 +72,12 @@ def predict_input_landmarks(model: torch.nn.Module,
     """K landmarks per image in input pixels, before any mapping to the
     image.
 
-    * :class:`ULDEstimator`: ``assign_landmarks(extract_keypoints(x))``.
-    * :class:`ZeroShotEstimator`: on the original input the pixels sampled
-      in the RoI (``sample_descriptors_in_roi``); on a transformed input the
-      *same* pixels moved by ``matrix`` (so that the random sampling does
-      not count as an equivariance error; moved pixels outside the input
-      are dropped), then ``assign_landmarks``.
+    * A model with ``input_landmarks`` (both estimators): its landmarks in
+      input pixels. A model that decodes from random pixels
+      (``samples_points``, ZeroShot) gets, on a transformed input, the
+      *same* pixels moved by ``matrix``, so that the random sampling does
+      not count as an equivariance error (moved pixels outside the input
+      are dropped).
     * Any other model: ``model.predict`` (image coordinates) mapped back to
       input pixels with the samples' ``input_center`` / ``input_scale`` /
       ``input_size`` (mmpose's unrotated top-down crop).
@@ -81,33 +96,20 @@ def predict_input_landmarks(model: torch.nn.Module,
         tuple: ``keypoints`` (B, K, 2) float, ``visible`` (B, K) bool and the
         ZeroShot sample points (None for other models).
     """
-    from mmuld.models.pose_estimators.uld_estimator import ULDEstimator
-    from mmuld.models.pose_estimators.zeroshot_estimator import (
-        ZeroShotEstimator, image_to_input_coords)
-    from mmuld.models.utils.keypoint_ops import sample_descriptors
-    if isinstance(model, ULDEstimator):
-        res = model.assign_landmarks(model.extract_keypoints(
-            inputs, dense=model.dense_at_test(),
-            min_keypoints=model.min_keypoints_at_test()))
-        return res['keypoints'].float(), res['visible'] > 0, None
-    if isinstance(model, ZeroShotEstimator):
-        if matrix is None:
-            pts, desc, valid = model.sample_descriptors_in_roi(
-                inputs, data_samples)
-        else:
+    from mmuld.models.pose_estimators.zeroshot_estimator import \
+        image_to_input_coords
+    if hasattr(model, 'input_landmarks'):
+        points = None
+        if getattr(model, 'samples_points', False) and matrix is not None:
             if zs_points is None:
                 raise ValueError('ZeroShot on a transformed input needs the '
                                  'points sampled on the original input')
-            h, w = inputs.shape[-2:]
-            pts = transform_points(zs_points, matrix.to(zs_points))
-            valid = ((pts[..., 0] >= 0) & (pts[..., 0] <= w - 1)
-                     & (pts[..., 1] >= 0) & (pts[..., 1] <= h - 1))
-            feat = model.extract_feat(inputs)[-1]
-            desc = sample_descriptors(
-                feat.float(), pts, model.stride, normalize=True)
-        res = model.assign_landmarks(pts, desc, valid)
-        return res['keypoints'].float(), res['visible'] > 0, (
-            pts if matrix is None else zs_points)
+            points = transform_points(zs_points, matrix.to(zs_points))
+        res = model.input_landmarks(inputs, data_samples, points=points)
+        sampled = res.get('points')
+        if sampled is not None and matrix is not None:
+            sampled = zs_points
+        return res['keypoints'].float(), res['visible'] > 0, sampled
     preds = model.predict(inputs, data_samples)
     kpts, vis = [], []
     for ds in preds:
@@ -310,16 +312,15 @@ def evaluate_equivariance(model: torch.nn.Module,
         m = transform_matrix(angle, hw, flp)
         m_inv = invert_affine(torch.as_tensor(m)[None])[0].numpy()
         mapped = p @ m[:, :2].T + m[:, 2]
-        in_frame = ((mapped[..., 0] >= 0) & (mapped[..., 0] <= w - 1)
-                    & (mapped[..., 1] >= 0) & (mapped[..., 1] <= h - 1))
+        inside = in_frame(mapped, hw)
         both = pv & qv
-        valid = both & in_frame
+        valid = both & inside
         num = int(valid.sum())
         entry = dict(
             angle=angle,
             flip=flp,
             visible_both=float(both.mean()),
-            out_of_frame=float((both & ~in_frame).mean()),
+            out_of_frame=float((both & ~inside).mean()),
             num_pairs=num)
         if num:
             err = equivariance_error(q, p, m_inv, norm=nrm, valid=valid)

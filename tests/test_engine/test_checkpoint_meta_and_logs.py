@@ -132,8 +132,6 @@ def test_bad_settings_fail_before_the_first_iteration(
         cfg.train_cfg.clustering.num_pose_clusters = setting['pose_clusters']
     if 'no_vae' in setting:
         cfg.model.pose_vae = None
-        cfg.model.loss_elbo = None
-        cfg.model.loss_latent = None
     if 'max_iters' in setting:
         cfg.train_cfg.max_iters = setting['max_iters']
     _fails_before_iteration_one(cfg, match)

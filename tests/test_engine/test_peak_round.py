@@ -18,7 +18,7 @@ def _runner(tmp_path):
 
 def test_peak_round_then_test_time_decoding(tmp_path):
     model, hook, runner, dataset = _runner(tmp_path)
-    assert hook.decode == 'peaks' and model.decode_mode() == 'peaks'
+    assert hook.decode == 'peaks' and model.test_cfg.decode == 'peaks'
     hook.run(runner, 'duld')
     bank = model.pseudo_labels
     k = model.num_landmarks

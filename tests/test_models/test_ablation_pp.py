@@ -94,7 +94,7 @@ def test_last_stage_trains_like_duld(model):
     hooks = [
         model.pose_vae.register_forward_pre_hook(
             lambda *a: calls.append('pose_vae')),
-        model.loss_latent.register_forward_pre_hook(
+        model.pose_vae.loss_latent.register_forward_pre_hook(
             lambda *a: calls.append('loss_latent')),
     ]
     encode = model.pose_vae.encode

@@ -47,12 +47,12 @@ def test_dense_candidates(model, n_high):
     _fake_forward(model, heat)
     try:
         x = torch.zeros(1, 3, 64, 64)
-        cap = model.test_cfg['dense_max_keypoints']
+        cap = model.test_cfg.dense_max_keypoints
         assert cap == 32
-        out = model.extract_keypoints(x, dense=True, min_keypoints=0)
+        out = model.extract_keypoints(x, candidates='dense', min_keypoints=0)
         # cells above score_thr only, at most dense_max_keypoints
         assert int(out['valid'].sum()) == min(n_high, cap)
-        got = model.extract_keypoints(x, dense=True, min_keypoints=10)
+        got = model.extract_keypoints(x, candidates='dense', min_keypoints=10)
         valid = got['valid'][0]
         # at least min_keypoints per image, even below score_thr
         assert int(valid.sum()) == max(10, min(n_high, cap))

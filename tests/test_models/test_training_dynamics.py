@@ -8,6 +8,7 @@ from mmengine.config import Config
 
 from mmuld.engine import enter_stage, train_mode
 from mmuld.models.losses import ELBOLoss
+from mmuld.models.pose_estimators.uld_cfg import ULDTestCfg
 from mmuld.models.utils.self_training_augment import augment_with_labels
 from mmuld.registry import MODELS
 from mmuld.utils import register_all_modules
@@ -59,7 +60,7 @@ def test_elbo_reaches_the_detector_and_is_balanced():
     ratio = float(losses['loss_recon'] / losses['loss_heatmap'])
     assert 0.01 < ratio < 100, ratio
     # the old behaviour is still available and stops at the detector
-    model.train_cfg['detach_vae_input'] = True
+    model.train_cfg.detach_vae_input = True
     model.zero_grad()
     model.loss(x, _samples(4))['loss_recon'].backward()
     assert all(p.grad is None or p.grad.abs().sum() == 0
@@ -86,7 +87,8 @@ def test_descriptors_stay_fixed_in_proxy_and_dldpp_stages():
     model.set_pseudo_labels(_bank(4))
     model.eval()
     with torch.no_grad():
-        before = model.extract_keypoints(x, dense=True)['desc_map'].clone()
+        before = model.extract_keypoints(
+            x, candidates='dense')['desc_map'].clone()
     state = copy.deepcopy(model.state_dict())
     for stage in list(model.stage_schedule)[2:]:
         enter_stage(model, stage)
@@ -101,7 +103,7 @@ def test_descriptors_stay_fixed_in_proxy_and_dldpp_stages():
             opt.step()
     model.eval()
     with torch.no_grad():
-        after = model.extract_keypoints(x, dense=True)['desc_map']
+        after = model.extract_keypoints(x, candidates='dense')['desc_map']
     torch.testing.assert_close(after, before)
     new = model.state_dict()
     for k in state:
@@ -140,10 +142,11 @@ def test_augmentation_moves_labels_with_the_content():
 
 def test_keypoint_selection_defaults():
     """+-2-cell NMS and a 0.15 confidence by default (Mallis et al.)."""
-    model, _ = _model(nms_kernel=5, score_thr=0.15, min_keypoints=0,
-                      candidates='nms')
+    model, _ = _model()
+    # the typed defaults, not the config's values
+    model.test_cfg = ULDTestCfg.from_cfg(
+        dict(min_keypoints=0, candidates='nms'), 'test_cfg')
     # build a model whose head output is a fixed heatmap
-    del model.test_cfg['nms_kernel'], model.test_cfg['score_thr']
     logits = torch.full((1, 1, 16, 16), -10.0)
     logits[0, 0, 5, 5] = 3.0   # peak
     logits[0, 0, 5, 7] = 2.0   # 2 cells away: suppressed by +-2 NMS
@@ -170,13 +173,13 @@ def test_dense_landmarks_are_decoded_on_the_similarity_map():
     centroids = torch.zeros(1, 1, 32)
     centroids[0, 0, 0] = 1.0
     kpts = torch.tensor([[[4 * 4 + 1.5, 7 * 4 + 1.5]]])  # exemplar: a corner
-    model.test_cfg['softargmax_temperature'] = 0.02
-    out = model._refine_on_similarity(kpts, desc, centroids)
+    model.test_cfg.softargmax_temperature = 0.02
+    out = model.decoder.refine(kpts, desc, centroids)
     # centre of the part: cells x = 5, y = 7.5 -> input pixels
     torch.testing.assert_close(out, torch.tensor([[[5 * 4 + 1.5,
                                                     7.5 * 4 + 1.5]]]),
                                atol=1e-3, rtol=0)
-    del model.test_cfg['softargmax_temperature']  # default: parabola
-    out = model._refine_on_similarity(kpts, desc, centroids)
+    model.test_cfg.softargmax_temperature = None  # default: parabola
+    out = model.decoder.refine(kpts, desc, centroids)
     # parabola on a plateau: stays within half a cell of the exemplar
     assert (out - kpts).abs().max() <= 0.5 * 4 + 1e-6

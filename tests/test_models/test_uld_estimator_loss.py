@@ -6,7 +6,7 @@ are compared with the method's intended routing; the values are compared
 with oracles built from the pieces (an independently rendered pseudo-label
 heatmap, the bank's pose labels, the predicted heatmap as VAE input).
 """
-import copy
+import dataclasses
 import os.path as osp
 
 import numpy as np
@@ -16,6 +16,7 @@ from mmengine.config import Config
 from mmpose.structures import PoseDataSample
 
 from mmuld.clustering import PseudoLabelBank
+from mmuld.models.pose_estimators.uld_cfg import ULDTrainCfg
 from mmuld.models.utils.affine import warp_images
 from mmuld.registry import MODELS
 from mmuld.utils import register_all_modules
@@ -97,12 +98,13 @@ def model(tiny_sd_dir):
     torch.manual_seed(0)
     m = MODELS.build(cfg.model)
     m.train()
-    m.base_train_cfg = copy.deepcopy(dict(m.train_cfg))
+    m.base_train_cfg = dataclasses.asdict(m.train_cfg)
     return m
 
 
 def _use(model, stage, **train_cfg):
-    model.train_cfg = dict(model.base_train_cfg, **train_cfg)
+    model.train_cfg = ULDTrainCfg.from_cfg(
+        dict(model.base_train_cfg, **train_cfg), 'train_cfg')
     model.set_stage(stage)
     model.set_pseudo_labels(_bank(two_stage=stage == 'dldpp'))
     for p in model.parameters():
@@ -212,18 +214,18 @@ def test_self_training_losses_match_oracles(model):
     x, samples = _batch()
     bank = model.pseudo_labels
     seen = {}
-    orig = model.loss_heatmap.forward
+    orig = model.detector_head.loss_module.forward
 
     def spy(logits, target, *a, **kw):
         seen['target'] = target.detach().clone()
         seen['logits'] = logits.detach().clone()
         return orig(logits, target, *a, **kw)
 
-    model.loss_heatmap.forward = spy
+    model.detector_head.loss_module.forward = spy
     try:
         losses = model.loss(x, samples)
     finally:
-        del model.loss_heatmap.forward
+        del model.detector_head.loss_module.forward
     sigma = model.train_cfg.get('sigma', 1.0)
     target = _oracle_target(bank, sigma)
     torch.testing.assert_close(seen['target'], target, atol=1e-5, rtol=0)
@@ -231,7 +233,7 @@ def test_self_training_losses_match_oracles(model):
     for i in range(N_IMG):
         for (u, v), ok in zip(cells[i].tolist(), bank.valid[i].tolist()):
             assert (seen['target'][i, 0, v, u] == 1.0) == ok
-    expected = model.loss_heatmap(seen['logits'], target)
+    expected = model.detector_head.loss_module(seen['logits'], target)
     torch.testing.assert_close(losses['loss_heatmap'].detach(), expected)
     # descriptor loss = contrastive loss of the sampled descriptors with
     # the bank's labels (not any other labelling)
@@ -242,8 +244,9 @@ def test_self_training_losses_match_oracles(model):
             STRIDE)
         valid = bank.valid.reshape(-1)
         flat = desc.reshape(-1, desc.shape[-1])[valid]
-        good = model.loss_descriptor(flat, bank.labels.reshape(-1)[valid])
-        wrong = model.loss_descriptor(flat, torch.zeros_like(
+        loss_desc = model.descriptor_head.loss_module
+        good = loss_desc(flat, bank.labels.reshape(-1)[valid])
+        wrong = loss_desc(flat, torch.zeros_like(
             bank.labels.reshape(-1)[valid]))
     torch.testing.assert_close(losses['loss_descriptor'].detach(), good)
     assert not torch.isclose(good, wrong)
@@ -289,10 +292,10 @@ def test_proxy_elbo_reconstructs_target_from_predicted_heatmap(model):
     with torch.no_grad():
         heat = model.detector_head(model.extract_feat(x)).sigmoid()
         out = model.pose_vae(heat)
-        exp = model.loss_elbo(out['recon'], target, out['mu'], out['logvar'])
+        elbo = model.pose_vae.loss_elbo
+        exp = elbo(out['recon'], target, out['mu'], out['logvar'])
         zeros = model.pose_vae(torch.zeros_like(heat))
-        other = model.loss_elbo(zeros['recon'], target, zeros['mu'],
-                                zeros['logvar'])
+        other = elbo(zeros['recon'], target, zeros['mu'], zeros['logvar'])
     for key in ('loss_recon', 'loss_kl'):
         torch.testing.assert_close(losses[key].detach(), exp[key])
     assert not torch.isclose(exp['loss_kl'], other['loss_kl'])
@@ -306,8 +309,8 @@ def test_dldpp_latent_loss_uses_bank_pose_labels(model):
     with torch.no_grad():
         heat = model.detector_head(model.extract_feat(x)).sigmoid()
         mu = model.pose_vae.encode(heat)[0]
-        exp = model.loss_latent(mu, POSE)
-        const = model.loss_latent(mu, torch.zeros_like(POSE))
+        exp = model.pose_vae.loss_latent(mu, POSE)
+        const = model.pose_vae.loss_latent(mu, torch.zeros_like(POSE))
     torch.testing.assert_close(losses['loss_latent'].detach(), exp)
     assert not torch.isclose(exp, const)
 

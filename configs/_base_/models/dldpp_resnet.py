@@ -33,15 +33,25 @@ model = dict(
         out_channels=feat_channels,
         out_stride=out_stride),
     detector_head=dict(
-        type='ULDDetectorHead', in_channels=feat_channels, feat_channels=32),
+        type='ULDDetectorHead',
+        in_channels=feat_channels,
+        feat_channels=32,
+        loss=dict(type='HeatmapMSELoss', loss_weight=1000.0)),
     descriptor_head=dict(
         type='ULDDescriptorHead',
         in_channels=feat_channels,
         feat_channels=desc_dim,
-        desc_dim=desc_dim),
+        desc_dim=desc_dim,
+        loss=dict(type='DescriptorContrastiveLoss', margin=0.8)),
     pose_vae=dict(
-        type='PoseVAENeck', heatmap_size=heatmap_size, latent_dim=64,
-        base_channels=16, num_stages=2),
+        type='PoseVAENeck',
+        heatmap_size=heatmap_size,
+        latent_dim=64,
+        base_channels=16,
+        num_stages=2,
+        loss_elbo=dict(
+            type='ELBOLoss', reduction='per_pixel', loss_weight=100.0),
+        loss_latent=dict(type='LatentContrastiveLoss', margin=0.8)),
     # a backbone trained from scratch must learn in bootstrapping what SD's
     # features bring: descriptors that agree across instances (descriptor
     # vector exchange), a detector that fires on parts other instances show
@@ -52,10 +62,6 @@ model = dict(
         exchange_weight=1.0,
         kpt_valid_only=True,
         kpt_cross_instance=True),
-    loss_heatmap=dict(type='HeatmapMSELoss', loss_weight=1000.0),
-    loss_descriptor=dict(type='DescriptorContrastiveLoss', margin=0.8),
-    loss_elbo=dict(type='ELBOLoss', reduction='per_pixel', loss_weight=100.0),
-    loss_latent=dict(type='LatentContrastiveLoss', margin=0.8),
     # A backbone trained from scratch learns everything it knows from
     # bootstrapping, so choices differ from the paper's SD configs
     # (docs/methods.md, "Making the method learn"): no flips in

@@ -31,22 +31,28 @@ model = dict(
         # would run the bottlenecks through torch.compile (same numbers; not
         # yet measured on a GPU)
         agg_cfg=dict(with_cp=True)),
-    detector_head=dict(type='ULDDetectorHead', in_channels=agg_channels),
+    detector_head=dict(
+        type='ULDDetectorHead',
+        in_channels=agg_channels,
+        loss=dict(type='HeatmapMSELoss', loss_weight=1000.0)),
     descriptor_head=dict(
-        type='ULDDescriptorHead', in_channels=agg_channels, desc_dim=128),
+        type='ULDDescriptorHead',
+        in_channels=agg_channels,
+        desc_dim=128,
+        loss=dict(type='DescriptorContrastiveLoss', margin=0.8)),
     pose_vae=dict(
-        type='PoseVAENeck', heatmap_size=heatmap_size, latent_dim=64),
+        type='PoseVAENeck',
+        heatmap_size=heatmap_size,
+        latent_dim=64,
+        # the ELBO per heatmap pixel, weighted to the scale of the
+        # detector's MSE so that neither starves the other under gradient
+        # clipping (docs/methods.md); the per-loss gradient reaching the
+        # detector is logged as gnorm_* in the proxy stage
+        loss_elbo=dict(
+            type='ELBOLoss', kl_weight=1.0, reduction='per_pixel',
+            loss_weight=100.0),
+        loss_latent=dict(type='LatentContrastiveLoss', margin=0.8)),
     loss_bootstrap=dict(type='BootstrapLoss'),
-    loss_heatmap=dict(type='HeatmapMSELoss', loss_weight=1000.0),
-    loss_descriptor=dict(type='DescriptorContrastiveLoss', margin=0.8),
-    # the ELBO per heatmap pixel, weighted to the scale of the detector's
-    # MSE so that neither starves the other under gradient clipping
-    # (docs/methods.md); the per-loss gradient reaching the detector is
-    # logged as gnorm_* in the proxy stage
-    loss_elbo=dict(
-        type='ELBOLoss', kl_weight=1.0, reduction='per_pixel',
-        loss_weight=100.0),
-    loss_latent=dict(type='LatentContrastiveLoss', margin=0.8),
     # augment: random affine + photometric augmentation of the
     # self-training stages, pseudo-labels warped alike (docs/methods.md)
     train_cfg=dict(

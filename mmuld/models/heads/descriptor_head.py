@@ -1,5 +1,5 @@
 # Copyright (c) mmuld contributors. All rights reserved.
-from typing import Optional
+from typing import Dict, Optional
 
 import torch.nn.functional as F
 from mmcv.cnn import build_conv_layer
@@ -7,6 +7,7 @@ from torch import Tensor
 
 from mmuld.registry import MODELS
 from ..utils.conv_stack import build_conv_stack
+from ..utils.keypoint_ops import sample_descriptors
 from .base_uld_head import BaseULDDenseHead, Features
 
 
@@ -18,6 +19,9 @@ class ULDDescriptorHead(BaseULDDenseHead):
     ``desc_dim`` channels; the output descriptor volume ``F`` is
     L2-normalised along the channel dimension. Descriptors at (sub-pixel)
     keypoints are read with :func:`mmuld.models.utils.sample_descriptors`.
+    In D-ULD self-training the head computes its own loss on the
+    descriptors at the pseudo-labels (:meth:`loss`,
+    :class:`DescriptorContrastiveLoss` by default).
 
     Args:
         in_channels (int): Channels of the input feature map.
@@ -30,6 +34,8 @@ class ULDDescriptorHead(BaseULDDenseHead):
         act_cfg (dict, optional): Activation config. Defaults to ReLU.
         input_index (int): Feature map index when given a tuple.
             Defaults to -1.
+        loss (dict): Self-training loss config. Defaults to
+            ``dict(type='DescriptorContrastiveLoss', margin=0.8)``.
         init_cfg (dict | list[dict], optional): Initialisation config.
             Defaults to :attr:`default_init_cfg`.
     """
@@ -42,6 +48,8 @@ class ULDDescriptorHead(BaseULDDenseHead):
                  norm_cfg: Optional[dict] = dict(type='BN'),
                  act_cfg: Optional[dict] = dict(type='ReLU'),
                  input_index: int = -1,
+                 loss: dict = dict(
+                     type='DescriptorContrastiveLoss', margin=0.8),
                  init_cfg: Optional[dict] = None):
         if init_cfg is None:
             init_cfg = self.default_init_cfg
@@ -60,6 +68,7 @@ class ULDDescriptorHead(BaseULDDenseHead):
         last = feat_channels if num_convs > 0 else in_channels
         self.final_layer = build_conv_layer(
             dict(type='Conv2d'), last, desc_dim, kernel_size=1)
+        self.loss_module = MODELS.build(loss)
 
     @property
     def default_init_cfg(self):
@@ -90,3 +99,24 @@ class ULDDescriptorHead(BaseULDDenseHead):
         """
         x = self._transform_inputs(feats)
         return F.normalize(self.final_layer(self.conv_layers(x)), dim=1)
+
+    def loss(self, desc_map: Tensor, keypoints: Tensor, labels: Tensor,
+             valid: Tensor, stride: float) -> Dict[str, Tensor]:
+        """Contrastive loss of the descriptors at the pseudo-labels.
+
+        Args:
+            desc_map (Tensor): (B, D, h, w) output of :meth:`forward`.
+            keypoints (Tensor): (B, K, 2) pseudo-labels, input pixels.
+            labels (Tensor): (B, K) their cluster labels.
+            valid (Tensor): (B, K) bool.
+            stride (float): Map stride in input pixels.
+
+        Returns:
+            dict: ``loss_descriptor``.
+        """
+        desc = sample_descriptors(desc_map, keypoints, stride)
+        # the loss selects the valid descriptors itself (one selection,
+        # instead of two boolean indexings that each wait for the device)
+        return dict(loss_descriptor=self.loss_module(
+            desc.reshape(-1, desc.shape[-1]), labels.reshape(-1),
+            valid=valid.reshape(-1)))

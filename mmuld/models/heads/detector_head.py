@@ -1,11 +1,12 @@
 # Copyright (c) mmuld contributors. All rights reserved.
-from typing import Optional
+from typing import Dict, Optional, Sequence
 
 from mmcv.cnn import build_conv_layer
 from torch import Tensor
 
 from mmuld.registry import MODELS
 from ..utils.conv_stack import build_conv_stack
+from ..utils.keypoint_ops import render_gaussian_heatmap
 from .base_uld_head import BaseULDDenseHead, Features
 
 
@@ -16,10 +17,12 @@ class ULDDetectorHead(BaseULDDenseHead):
     A few ``conv3x3-norm-act`` layers followed by a 1x1 conv that predicts a
     single-channel keypoint heatmap **logit** map ``H`` at the resolution of
     the input features. The sigmoid of the logits is the keypoint
-    confidence; keypoints are extracted from it with
-    :func:`mmuld.models.utils.heatmap_nms`. Losses and keypoint decoding are
-    done by the pose estimator (bootstrapping: :class:`BootstrapLoss`,
-    self-training: :class:`HeatmapMSELoss`).
+    confidence; candidates are taken from it by
+    :func:`mmuld.models.utils.candidates.select_candidates`. In the
+    self-training stages the head renders the pseudo ground truth ``G`` of
+    its pseudo-labels (:meth:`get_targets`) and computes its own loss
+    (:meth:`loss`, :class:`HeatmapMSELoss` by default); bootstrapping trains
+    it with the descriptor head through :class:`BootstrapLoss`.
 
     Args:
         in_channels (int): Channels of the input feature map.
@@ -33,6 +36,8 @@ class ULDDetectorHead(BaseULDDenseHead):
             starts from a low keypoint prior. Defaults to -2.0.
         input_index (int): Feature map index when given a tuple.
             Defaults to -1.
+        loss (dict): Self-training loss config. Defaults to
+            ``dict(type='HeatmapMSELoss')``.
         init_cfg (dict | list[dict], optional): Initialisation config.
             Defaults to :meth:`get_default_init_cfg` with ``init_bias``.
     """
@@ -45,6 +50,7 @@ class ULDDetectorHead(BaseULDDenseHead):
                  act_cfg: Optional[dict] = dict(type='ReLU'),
                  init_bias: float = -2.0,
                  input_index: int = -1,
+                 loss: dict = dict(type='HeatmapMSELoss'),
                  init_cfg: Optional[dict] = None):
         if init_cfg is None:
             init_cfg = self.get_default_init_cfg(init_bias)
@@ -61,6 +67,7 @@ class ULDDetectorHead(BaseULDDenseHead):
         last = feat_channels if num_convs > 0 else in_channels
         self.final_layer = build_conv_layer(
             dict(type='Conv2d'), last, 1, kernel_size=1)
+        self.loss_module = MODELS.build(loss)
 
     @staticmethod
     def get_default_init_cfg(init_bias: float = -2.0) -> list:
@@ -96,3 +103,33 @@ class ULDDetectorHead(BaseULDDenseHead):
         """
         x = self._transform_inputs(feats)
         return self.final_layer(self.conv_layers(x))
+
+    @staticmethod
+    def get_targets(keypoints: Tensor, valid: Tensor, map_size: Sequence[int],
+                    stride: float, sigma: float) -> Tensor:
+        """The pseudo ground truth ``G``: one Gaussian per pseudo-label.
+
+        Args:
+            keypoints (Tensor): (B, K, 2) pseudo-labels, input pixels.
+            valid (Tensor): (B, K) bool.
+            map_size (Sequence[int]): ``(h, w)`` of the heatmap.
+            stride (float): Map stride in input pixels.
+            sigma (float): Gaussian std, map pixels.
+
+        Returns:
+            Tensor: (B, 1, h, w) target heatmap.
+        """
+        return render_gaussian_heatmap(keypoints, valid, map_size, stride,
+                                       sigma)
+
+    def loss(self, logits: Tensor, target: Tensor) -> Dict[str, Tensor]:
+        """Self-training loss of the heatmap logits against ``G``.
+
+        Args:
+            logits (Tensor): (B, 1, h, w) output of :meth:`forward`.
+            target (Tensor): (B, 1, h, w) from :meth:`get_targets`.
+
+        Returns:
+            dict: ``loss_heatmap``.
+        """
+        return dict(loss_heatmap=self.loss_module(logits, target))

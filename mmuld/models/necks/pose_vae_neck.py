@@ -46,6 +46,11 @@ class PoseVAENeck(BaseModule):
         with_decoder (bool): Build the decoder. Defaults to True.
         logvar_range (tuple[float, float]): ``logvar`` is clamped to this
             range for numerical stability. Defaults to ``(-20., 10.)``.
+        loss_elbo (dict, optional): ELBO config of the proxy task
+            (:meth:`loss_proxy`). Defaults to ``dict(type='ELBOLoss')``.
+        loss_latent (dict, optional): Latent contrastive loss config of the
+            D-ULD++ stage (Eq. 3, :meth:`loss_pose`). Defaults to
+            ``dict(type='LatentContrastiveLoss', margin=1.0)``.
         init_cfg (dict | list[dict], optional): Initialisation config.
     """
 
@@ -59,6 +64,9 @@ class PoseVAENeck(BaseModule):
                  act_cfg: dict = dict(type='LeakyReLU', negative_slope=0.2),
                  with_decoder: bool = True,
                  logvar_range: Tuple[float, float] = (-20., 10.),
+                 loss_elbo: Optional[dict] = dict(type='ELBOLoss'),
+                 loss_latent: Optional[dict] = dict(
+                     type='LatentContrastiveLoss', margin=1.0),
                  init_cfg: Optional[Union[dict, list]] = None):
         super().__init__(init_cfg)
         if isinstance(heatmap_size, int):
@@ -108,6 +116,8 @@ class PoseVAENeck(BaseModule):
         self.with_decoder = False
         if with_decoder:
             self._build_decoder()
+        self.loss_elbo = MODELS.build(loss_elbo) if loss_elbo else None
+        self.loss_latent = MODELS.build(loss_latent) if loss_latent else None
 
     def _build_decoder(self) -> None:
         c = self.enc_channels
@@ -220,3 +230,36 @@ class PoseVAENeck(BaseModule):
         phi = self.reparameterize(mu, logvar)
         recon = self.decode(phi) if self.with_decoder else None
         return dict(mu=mu, logvar=logvar, phi=phi, recon=recon)
+
+    def loss_proxy(self, heatmaps: Tensor,
+                   target: Tensor) -> Dict[str, Tensor]:
+        """ELBO of the proxy task: encode ``H``, reconstruct ``G``.
+
+        Args:
+            heatmaps (Tensor): ``(B, in_channels, h, w)`` heatmaps ``H``.
+            target (Tensor): The pseudo ground truth ``G``, same shape.
+
+        Returns:
+            dict: ``loss_recon`` and ``loss_kl`` (:class:`ELBOLoss`).
+        """
+        if self.loss_elbo is None:
+            raise RuntimeError('PoseVAENeck was built with loss_elbo=None')
+        out = self(heatmaps)
+        return self.loss_elbo(out['recon'], target, out['mu'], out['logvar'])
+
+    def loss_pose(self, heatmaps: Tensor,
+                  pose_labels: Tensor) -> Dict[str, Tensor]:
+        """Latent contrastive loss (Eq. 3) on the encoder's means, against
+        the pose clusters of two-stage clustering; the decoder is not used.
+
+        Args:
+            heatmaps (Tensor): ``(B, in_channels, h, w)`` heatmaps ``H``.
+            pose_labels (Tensor): ``(B,)`` pose cluster of each image.
+
+        Returns:
+            dict: ``loss_latent``.
+        """
+        if self.loss_latent is None:
+            raise RuntimeError('PoseVAENeck was built with loss_latent=None')
+        mu, _ = self.encode(heatmaps)
+        return dict(loss_latent=self.loss_latent(mu, pose_labels))

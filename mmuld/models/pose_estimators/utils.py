@@ -79,3 +79,28 @@ def adopt_buffer_shapes(module: nn.Module, state_dict: dict, prefix: str,
             setattr(module, name,
                     torch.empty_like(state_dict[key],
                                      device=getattr(module, name).device))
+
+
+def detector_grad_norms(logits: Tensor, losses: Dict[str, Tensor]
+                        ) -> Dict[str, Tensor]:
+    """Norm of the gradient each loss sends into the detector output.
+
+    Logged (not optimised) so that a loss that starves another is visible.
+
+    Args:
+        logits (Tensor): The detector logits H of the batch.
+        losses (dict): Named losses (``loss_<name>``).
+
+    Returns:
+        dict: ``gnorm_<name>``: ``||d loss / d H||`` of every loss that
+        requires grad.
+    """
+    out = {}
+    for name, value in losses.items():
+        if not name.startswith('loss_') or not value.requires_grad:
+            continue
+        g, = torch.autograd.grad(
+            value, logits, retain_graph=True, allow_unused=True)
+        norm = g.norm() if g is not None else logits.new_zeros(())
+        out['gnorm_' + name[len('loss_'):]] = norm.detach()
+    return out

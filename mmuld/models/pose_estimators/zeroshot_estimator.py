@@ -12,13 +12,14 @@ from mmpose.utils.typing import (ConfigType, OptConfigType, OptMultiConfig,
                                  SampleList)
 from torch import Tensor
 
-from mmuld.clustering import KMeansResult, image_exemplars, kmeans
+from mmuld.clustering import KMeansResult, kmeans
 from mmuld.registry import MODELS
 from ..backbones.hyperfeatures_loader import load_hyperfeatures_aggregator
 from ..utils.coords import (ArrayLike, as_float_tensor, image_to_input_coords,
                             input_to_image_coords, roi_to_input)
 from ..utils.keypoint_ops import sample_descriptors
-from .utils import adopt_buffer_shapes, gather_landmarks, to_pred_instances
+from .landmark_decoder import LandmarkDecoder
+from .utils import adopt_buffer_shapes, to_pred_instances
 
 # the coordinate helpers live in mmuld.models.utils.coords; re-exported
 # here so existing imports keep working
@@ -66,6 +67,10 @@ class ZeroShotEstimator(BasePoseEstimator):
         init_cfg (dict, optional): Initialisation config.
         metainfo (dict, optional): Dataset meta information.
     """
+
+    #: Landmarks are picked among randomly sampled pixels, so a caller
+    #: comparing two views passes the same pixels to ``input_landmarks``.
+    samples_points = True
 
     def __init__(self,
                  backbone: ConfigType,
@@ -293,7 +298,8 @@ class ZeroShotEstimator(BasePoseEstimator):
                          points: Tensor,
                          descriptors: Tensor,
                          valid: Optional[Tensor] = None) -> Dict[str, Tensor]:
-        """Nearest-centroid labels and per-cluster exemplars.
+        """Nearest-centroid labels and per-cluster exemplars (the exemplar
+        decoding of :class:`LandmarkDecoder`, shared with D-ULD).
 
         Args:
             points (Tensor): (B, N, 2) sampled points.
@@ -308,12 +314,39 @@ class ZeroShotEstimator(BasePoseEstimator):
             (B, K) in {0, 1} and ``descriptors`` (B, K, D).
         """
         self._check_fitted()
-        idx, dist = image_exemplars(descriptors, self.zs_centroids, valid)
-        found = idx >= 0
-        res = gather_landmarks(
-            idx, keypoints=points, descriptors=descriptors.float())
-        res['scores'] = torch.exp(-dist.masked_fill(~found, 0.0)) * found
+        res = LandmarkDecoder(self.stride)(
+            self.zs_centroids[None], points, descriptors, valid)
+        del res['pose_labels']
         return res
+
+    def input_landmarks(self, inputs: Tensor, data_samples: SampleList,
+                        points: Optional[Tensor] = None) -> Dict[str, Tensor]:
+        """K landmarks per image in input pixels.
+
+        Args:
+            inputs (Tensor): (B, 3, S, S) preprocessed inputs.
+            data_samples (list[PoseDataSample]): The batch's samples (their
+                RoIs).
+            points (Tensor, optional): (B, N, 2) input pixels to decode
+                from instead of a fresh RoI sample (e.g. the sample of the
+                untransformed input moved by a known transform); points
+                outside the input are dropped.
+
+        Returns:
+            dict: as :meth:`assign_landmarks`, plus the ``points`` sampled.
+        """
+        self._check_fitted()
+        if points is None:
+            points, desc, valid = self.sample_descriptors_in_roi(
+                inputs, data_samples)
+        else:
+            h, w = inputs.shape[-2:]
+            valid = ((points[..., 0] >= 0) & (points[..., 0] <= w - 1)
+                     & (points[..., 1] >= 0) & (points[..., 1] <= h - 1))
+            feat = self.extract_feat(inputs)[-1]
+            desc = sample_descriptors(
+                feat.float(), points, self.stride, normalize=True)
+        return dict(self.assign_landmarks(points, desc, valid), points=points)
 
     @torch.no_grad()
     def predict(self, inputs: Tensor, data_samples: SampleList) -> SampleList:
@@ -332,10 +365,7 @@ class ZeroShotEstimator(BasePoseEstimator):
             and, when ``test_cfg.output_descriptors``, ``descriptors``
             (1, K, D).
         """
-        self._check_fitted()
-        points, desc, valid = self.sample_descriptors_in_roi(
-            inputs, data_samples)
-        res = self.assign_landmarks(points, desc, valid)
+        res = self.input_landmarks(inputs, data_samples)
         keys = ['descriptors'] if self.test_cfg.get('output_descriptors',
                                                     True) else []
         preds = to_pred_instances(res, keys)
