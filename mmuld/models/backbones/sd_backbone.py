@@ -57,7 +57,6 @@ class StableDiffusionBackbone(BaseModule):
     optimizers, DDP or ``init_weights``; they are re-loaded from
     ``pretrained`` at construction. ``.to()/.cuda()/.half()`` still reach
     them (``_apply`` is forwarded) and ``train()`` keeps them in eval mode.
-    ``load_state_dict`` ignores any legacy ``sd.*``/``unet.*``/``vae.*`` keys.
 
     Layers: ``layers=None`` taps every resnet of ``up_blocks[0..max_up_block]``
     (``max_up_block=None``: all up-blocks). For SD-1.5 this gives the 12
@@ -230,20 +229,6 @@ class StableDiffusionBackbone(BaseModule):
         super().train(mode)
         self._sd.eval()
         return self
-
-    def _load_from_state_dict(self, state_dict, prefix, local_metadata,
-                              strict, missing_keys, unexpected_keys,
-                              error_msgs):
-        """Drop SD weights from (older) checkpoints: they come from
-        ``pretrained``."""
-        for key in list(state_dict):
-            if key.startswith(
-                    tuple(prefix + p for p in ('_sd.', 'sd.', 'unet.',
-                                               'vae.', 'text_encoder.'))):
-                state_dict.pop(key)
-        super()._load_from_state_dict(state_dict, prefix, local_metadata,
-                                      strict, missing_keys, unexpected_keys,
-                                      error_msgs)
 
     @staticmethod
     def _use_sdpa(sd: nn.Module) -> None:
