@@ -21,6 +21,18 @@ _RUNTIME_SCALARS = ('lr', 'base_lr', 'momentum', 'time', 'data_time',
                     'grad_norm', 'loss_scale')
 
 
+def stage_checkpoint_name(stage: Stage) -> str:
+    """File name of the checkpoint saved at the end of ``stage``.
+
+    Args:
+        stage (Stage): A stage of the table.
+
+    Returns:
+        str: ``stage{i}_{name}.pth``, ``i`` counted from 1.
+    """
+    return f'stage{stage.index + 1}_{stage.name}.pth'
+
+
 @LOOPS.register_module()
 class ULDTrainLoop(IterBasedTrainLoop):
     """Bootstrapping, D-ULD, the proxy task and D-ULD++ in one run.
@@ -177,7 +189,7 @@ class ULDTrainLoop(IterBasedTrainLoop):
         stage = self.schedule.at(iteration)
         if iteration + 1 != stage.end:
             return None
-        return f'stage{stage.index + 1}_{stage.name}.pth'
+        return stage_checkpoint_name(stage)
 
     # ------------------------------------------------------------------ #
     # stages

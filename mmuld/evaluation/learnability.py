@@ -1,9 +1,10 @@
 # Copyright (c) mmuld contributors. All rights reserved.
 """Scores of discovered landmarks against ground truth and two baselines.
 
-Used by ``tools/analysis/learnability.py``: every method and baseline is
-scored by the same code from the same inputs, so the table compares like
-with like. Inputs are the ``landmarks.json`` files written by
+Used by :func:`~mmuld.evaluation.learnability_run.run_learnability`
+(``tools/analysis/learnability.py``): every method and baseline is scored
+by the same code from the same inputs, so the table compares like with
+like. Inputs are the ``landmarks.json`` files written by
 :class:`LandmarkDumpMetric` (image pixels, one entry per image, with the
 crop box of each input) and COCO keypoint annotation files of any number
 of named points (``categories[0].keypoints``). Besides the NME, every

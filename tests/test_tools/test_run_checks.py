@@ -5,25 +5,25 @@ import json
 import os
 import os.path as osp
 import shutil
-import sys
 
 import cv2
 import numpy as np
 import pytest
 import torch
 
+from mmuld.evaluation import learnability_run
 from mmuld.evaluation.run_checks import DataCheckError, check_splits
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 CPU_CFG = osp.join(ROOT, 'configs', 'dldpp_face_world_cpu.py')
 
 
-def _tool():
-    path = osp.join(ROOT, 'tools', 'analysis')
-    if path not in sys.path:
-        sys.path.insert(0, path)
-    import learnability
-    return learnability
+def _options(world, test, work_dir):
+    """The benchmark's options for the world's training split."""
+    return learnability_run.LearnabilityOptions(
+        data_root=world['root'], train_ann='train.json', test_ann=test,
+        work_dir=work_dir, config=CPU_CFG, zeroshot_config=osp.join(
+            ROOT, 'configs', 'zeroshot_face_world_cpu.py'))
 
 
 def _write_split(root, name, images, start=0, kps=None):
@@ -129,8 +129,7 @@ def test_dropped_duplicated_and_unreadable_are_listed(world):
     with pytest.raises(DataCheckError, match=r'lists 1 images more than '
                        r'once \(.*im5\.png'):
         check_splits(world['train'], twice, root)
-    tool = _tool()
-    lines = tool._data_notes(rep)
+    lines = learnability_run.data_notes(rep)
     assert any('1 test objects without a labelled point' in ln
                for ln in lines)
 
@@ -167,15 +166,13 @@ def test_stage_checkpoints_are_reused_only_when_made_from_the_same(
     another schedule, other data or an unfinished run trains again, and
     the earlier run's rounds are gone."""
     from mmengine.config import Config
-    tool = _tool()
-    monkeypatch.setattr(tool, 'Runner', _FakeRunner)
+    monkeypatch.setattr(learnability_run, 'Runner', _FakeRunner)
     _FakeRunner.calls = 0
     train_dir = str(tmp_path / 'w' / 'dldpp_train')
     ckpts = [osp.join(train_dir, 'stage1_bootstrap.pth'),
              osp.join(train_dir, 'stage2_duld.pth')]
-    args = tool.parse_args(['--data-root', world['root'], '--train-ann',
-                            'train.json', '--test-ann', 'test.json',
-                            '--work-dir', str(tmp_path / 'w')])
+    opts = _options(world, 'test.json', str(tmp_path / 'w'))
+    train_or_reuse = learnability_run.train_or_reuse
 
     def cfg(iters):
         c = Config(dict(work_dir=train_dir, stages=[iters, 5],
@@ -185,46 +182,44 @@ def test_stage_checkpoints_are_reused_only_when_made_from_the_same(
     def rounds():
         return sorted(os.listdir(osp.join(train_dir, 'pseudo_labels')))
 
-    tool._train_or_reuse(cfg(3), train_dir, ckpts, args)
+    train_or_reuse(cfg(3), train_dir, ckpts, opts)
     assert _FakeRunner.calls == 1
-    tool._train_or_reuse(cfg(3), train_dir, ckpts, args)
+    train_or_reuse(cfg(3), train_dir, ckpts, opts)
     assert _FakeRunner.calls == 1 and 'reusing' in capsys.readouterr().out
-    tool._train_or_reuse(cfg(4), train_dir, ckpts, args)
+    train_or_reuse(cfg(4), train_dir, ckpts, opts)
     assert _FakeRunner.calls == 2 and rounds() == ['round_2.npz']
     assert 'its config differ' in capsys.readouterr().out
     # other data in the same files' place
     with open(world['train'], 'a') as f:
         f.write(' ')
-    tool._train_or_reuse(cfg(4), train_dir, ckpts, args)
+    train_or_reuse(cfg(4), train_dir, ckpts, opts)
     assert _FakeRunner.calls == 3 and 'its data differ' in \
         capsys.readouterr().out
     # a run killed after its first stage, then rerun with the same inputs
     _FakeRunner.fail_after_first = True
     try:
         with pytest.raises(KeyboardInterrupt):
-            tool._train_or_reuse(cfg(5), train_dir, ckpts, args)
+            train_or_reuse(cfg(5), train_dir, ckpts, opts)
     finally:
         _FakeRunner.fail_after_first = False
-    tool._train_or_reuse(cfg(5), train_dir, ckpts, args)
+    train_or_reuse(cfg(5), train_dir, ckpts, opts)
     assert 'did not finish' in capsys.readouterr().out
     assert _FakeRunner.calls == 5 and rounds() == ['round_5.npz']
 
 
 def test_leaked_test_set_stops_the_benchmark_before_training(
         world, tmp_path, monkeypatch):
-    tool = _tool()
 
     class NoTraining:
         @classmethod
         def from_cfg(cls, cfg):
             raise AssertionError('training started')
 
-    monkeypatch.setattr(tool, 'Runner', NoTraining)
+    monkeypatch.setattr(learnability_run, 'Runner', NoTraining)
     _write_split(world['root'], 'leak.json', world['names'][3:], start=100)
     with pytest.raises(DataCheckError, match='also training images'):
-        tool.main(['--data-root', world['root'], '--train-ann',
-                   'train.json', '--test-ann', 'leak.json', '--work-dir',
-                   str(tmp_path / 'w')])
+        learnability_run.run_learnability(
+            _options(world, 'leak.json', str(tmp_path / 'w')))
 
 
 def _cpu_model():
@@ -333,7 +328,7 @@ def test_zeroshot_gets_the_options_its_config_has():
         'train_dataloader.batch_size': 4,
         'model.no_such_part.x': 1,
     }
-    assert _tool()._options_for(cfg, options) == {
+    assert learnability_run.options_for(cfg, options) == {
         'model.backbone.out_stride': 8,
         'seed': 3,
     }

@@ -8,6 +8,12 @@ from torch import Tensor
 
 from .coords import image_to_input_coords
 
+#: Width of the border band in map cells: points this close to an edge
+#: count as near the border (the edge of the part of the input that shows
+#: the image in the clustering-round diagnostics, :func:`near_border`; the
+#: crop edge in the learnability benchmark's border share).
+BORDER_CELLS = 2.0
+
 
 def valid_input_box(metainfo: Mapping) -> np.ndarray:
     """The part of the network input that shows image pixels.
@@ -49,7 +55,7 @@ def valid_input_box(metainfo: Mapping) -> np.ndarray:
 
 
 def near_border(points: Tensor, box, stride: float,
-                cells: float = 2.0) -> Tensor:
+                cells: float = BORDER_CELLS) -> Tensor:
     """Whether points lie within ``cells`` map cells of a box's edge.
 
     Map cell ``u`` covers input pixels ``[u s - 0.5, (u + 1) s - 0.5)``;
