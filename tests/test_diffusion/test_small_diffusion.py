@@ -154,3 +154,38 @@ def test_keypoint_probe_on_known_answers():
         kpts[:4])
     assert exact == pytest.approx(0.0, abs=1e-6)
     assert blind > 0.2
+
+
+def _denoising_mse(trainer, image_dir):
+    """The UNet's epsilon-prediction error on the images, computed here
+    with diffusers' scheduler at fixed noise and timesteps."""
+    from mmuld.diffusion.images import list_images, load_images
+    images, _ = load_images(list_images(image_dir), trainer.cfg.size)
+    gen = torch.Generator().manual_seed(7)
+    with torch.no_grad():
+        z = trainer.vae.encode(images).latent_dist.mean
+        z = z * trainer.vae.config.scaling_factor
+        errs = []
+        for t_val in (100, 400, 700):
+            noise = torch.randn(z.shape, generator=gen)
+            t = torch.full((len(z), ), t_val, dtype=torch.long)
+            noisy = trainer.scheduler.add_noise(z, noise, t)
+            pred = trainer.unet(
+                noisy, t, encoder_hidden_states=trainer.text.expand(
+                    len(z), -1, -1)).sample
+            errs.append(torch.nn.functional.mse_loss(pred, noise).item())
+    return float(np.mean(errs))
+
+
+def test_training_learns_to_denoise(image_dir, tmp_path):
+    """60 steps predict the noise far better than one step does."""
+    one = SmallDiffusionTrainer(image_dir, str(tmp_path / 'one'),
+                                _cfg(steps=1, vae_steps=20), progress=False)
+    one.run()
+    trained = SmallDiffusionTrainer(
+        image_dir, str(tmp_path / 'sixty'), _cfg(steps=60, vae_steps=20),
+        progress=False)
+    trained.run()
+    before = _denoising_mse(one, image_dir)
+    after = _denoising_mse(trained, image_dir)
+    assert after < 0.6 * before and after < 0.7, (before, after)
