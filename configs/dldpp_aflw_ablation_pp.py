@@ -16,6 +16,7 @@ stages = [
         iters=100000,
         lr=5e-4,
         frozen=['pose_vae'],
-        pseudo_labels='kmeans'),
+        pseudo_labels='kmeans',
+        objective='duld'),
 ]
-model = dict(train_cfg=dict(dldpp_objective='duld'), stages=stages)
+model = dict(stages=stages)

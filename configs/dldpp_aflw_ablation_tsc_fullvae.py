@@ -10,6 +10,7 @@ stages = [
         iters=100000,
         lr=5e-4,
         frozen=['backbone', 'descriptor_head'],
-        pseudo_labels='two_stage'),
+        pseudo_labels='two_stage',
+        objective='elbo'),
 ]
-model = dict(train_cfg=dict(dldpp_objective='elbo'), stages=stages)
+model = dict(stages=stages)

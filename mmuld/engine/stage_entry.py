@@ -73,7 +73,7 @@ def enter_stage(model: nn.Module,
         StageEntry: The number of trainable parameters and the ``frozen``
         names that match nothing.
     """
-    model.set_stage(stage.name)
+    model.set_stage(stage)
     names = [n for n, _ in model.named_parameters()]
     unknown = [f for f in stage.frozen
                if not any(_under(n, (f, )) for n in names)]

@@ -21,8 +21,8 @@ N_IMG, SIZE, STRIDE, K = 4, 64, 4, 10
 def test_ablation_config_loads_without_tsc_and_eq3():
     register_all_modules()
     cfg = Config.fromfile(ABLATION)
-    assert cfg.model.train_cfg.dldpp_objective == 'duld'
     stages = cfg.model.stages
+    assert stages[-1]['objective'] == 'duld'
     assert [s['name'] for s in stages] == [
         'bootstrap', 'duld', 'proxy', 'dldpp']
     # no two-stage clustering anywhere
@@ -33,7 +33,7 @@ def test_ablation_config_loads_without_tsc_and_eq3():
     assert stages[-1]['frozen'] == ['pose_vae']
     # the full D-ULD++ config keeps Eq. 3 and two-stage clustering
     full = Config.fromfile(osp.join(ROOT, 'configs', 'dldpp_aflw.py'))
-    assert full.model.train_cfg.get('dldpp_objective', 'latent') == 'latent'
+    assert full.model.stages[-1]['objective'] == 'latent'
     assert full.model.stages[-1]['pseudo_labels'] == 'two_stage'
     # the clustering reads the table; it has no list of its own
     for c in (cfg, full):
@@ -43,12 +43,11 @@ def test_ablation_config_loads_without_tsc_and_eq3():
 
 @pytest.fixture(scope='module')
 def model(tiny_sd_dir):
-    """The demo model with the ablation's ``train_cfg``."""
+    """The demo model with the ablation's stage table."""
     register_all_modules()
     cfg = Config.fromfile(DEMO)
     cfg.model.backbone.pretrained = tiny_sd_dir
     ablation = Config.fromfile(ABLATION)
-    cfg.model.train_cfg.update(ablation.model.train_cfg)
     cfg.model.stages = ablation.model.stages
     torch.manual_seed(0)
     m = MODELS.build(cfg.model)
@@ -126,21 +125,33 @@ def test_unknown_objective_is_refused(tiny_sd_dir):
     register_all_modules()
     cfg = Config.fromfile(DEMO)
     cfg.model.backbone.pretrained = tiny_sd_dir
-    cfg.model.train_cfg.dldpp_objective = 'pp'
-    with pytest.raises(ValueError, match="dldpp_objective='pp'"):
+    cfg.model.stages[-1]['objective'] = 'pp'
+    with pytest.raises(ValueError, match="objective='pp'"):
+        MODELS.build(cfg.model)
+    # only the last stage has an objective
+    cfg.model.stages[-1]['objective'] = 'latent'
+    cfg.model.stages[1]['objective'] = 'duld'
+    with pytest.raises(ValueError, match='only the dldpp stage'):
         MODELS.build(cfg.model)
 
 
-def test_objective_and_stage_table_must_agree(tiny_sd_dir):
+def test_objective_and_its_pseudo_labels_must_agree(tiny_sd_dir):
     """The "+ PP" objective with two-stage labels in the stage table, or
-    Eq. 3 without them, is refused when the model is built."""
+    Eq. 3 without them, is refused when the model is built; without
+    ``pseudo_labels`` the stage gets the objective's."""
     register_all_modules()
     cfg = Config.fromfile(DEMO)
     cfg.model.backbone.pretrained = tiny_sd_dir
-    cfg.model.train_cfg.dldpp_objective = 'duld'
+    cfg.model.stages[-1]['objective'] = 'duld'
     with pytest.raises(ValueError, match="pseudo_labels='kmeans'"):
         MODELS.build(cfg.model)  # the demo's dldpp stage is 'two_stage'
-    cfg.model.train_cfg.dldpp_objective = 'latent'
+    cfg.model.stages[-1]['objective'] = 'latent'
     cfg.model.stages[-1]['pseudo_labels'] = 'kmeans'
     with pytest.raises(ValueError, match="pseudo_labels='two_stage'"):
         MODELS.build(cfg.model)
+    cfg.model.stages[-1]['objective'] = 'duld'
+    del cfg.model.stages[-1]['pseudo_labels']
+    model = MODELS.build(cfg.model)
+    assert model.stage_schedule[-1].pseudo_labels == 'kmeans'
+    model.set_stage('dldpp')
+    assert model.objective == 'duld'

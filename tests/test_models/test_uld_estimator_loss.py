@@ -16,6 +16,7 @@ from mmengine.config import Config
 from mmpose.structures import PoseDataSample
 
 from mmuld.clustering import PseudoLabelBank
+from mmuld.models.pose_estimators.stages import StageSchedule
 from mmuld.models.pose_estimators.uld_cfg import ULDTrainCfg
 from mmuld.models.utils.affine import warp_images
 from mmuld.registry import MODELS
@@ -102,10 +103,13 @@ def model(tiny_sd_dir):
     return m
 
 
-def _use(model, stage, **train_cfg):
+def _use(model, stage, objective=None, **train_cfg):
     model.train_cfg = ULDTrainCfg.from_cfg(
         dict(model.base_train_cfg, **train_cfg), 'train_cfg')
-    model.set_stage(stage)
+    table = dict(name=stage, iters=1)
+    if objective:
+        table['objective'] = objective
+    model.set_stage(StageSchedule([table])[0])
     model.set_pseudo_labels(_bank(two_stage=stage == 'dldpp'))
     for p in model.parameters():
         p.requires_grad_(True)
@@ -179,7 +183,7 @@ STAGE_CFGS = [
     ('proxy', dict(detach_vae_input=True)),
     ('proxy', dict(detach_vae_input=False)),
     ('dldpp', {}),
-    ('dldpp', dict(dldpp_objective='elbo', detach_vae_input=False)),
+    ('dldpp', dict(objective='elbo', detach_vae_input=False)),
 ]
 
 
@@ -189,7 +193,8 @@ def test_each_loss_reaches_its_modules_only(model, stage, extra):
     x, samples = _batch()
     torch.manual_seed(0)
     losses = model.loss(x, samples)
-    cfg = model.train_cfg
+    cfg = dict(dataclasses.asdict(model.train_cfg),
+               dldpp_objective=model.objective)
     terms = {k: v for k, v in losses.items() if k.startswith('loss')}
     assert required_terms(stage, cfg) <= set(terms), sorted(losses)
     for term, value in terms.items():

@@ -30,7 +30,8 @@ stages = [
             'backbone', 'descriptor_head', 'pose_vae.decoder',
             'pose_vae.fc_decode'
         ],
-        pseudo_labels='two_stage'),
+        pseudo_labels='two_stage',
+        objective='latent'),
 ]
 train_cfg = dict(clustering=dict(interval=100))
 optim_wrapper = dict(optimizer=dict(lr=1e-3))

@@ -32,7 +32,8 @@ dldpp_stage = dict(
         'backbone', 'descriptor_head', 'pose_vae.decoder',
         'pose_vae.fc_decode'
     ],
-    pseudo_labels='two_stage')
+    pseudo_labels='two_stage',
+    objective='latent')  # Eq. 3 on the encoder's codes
 # D-ULD configs take the first two (`{{_base_.bootstrap_stage}}`, ...), the
 # ablations replace the last ones
 stages = [bootstrap_stage, duld_stage, proxy_stage, dldpp_stage]

@@ -7,7 +7,7 @@ A run is a sequence of stages, each described once, in the model config
 
     dict(name='dldpp', iters=100000, lr=5e-4,
          frozen=['backbone', 'descriptor_head'],
-         pseudo_labels='two_stage')
+         pseudo_labels='two_stage', objective='latent')
 
 :class:`ULDEstimator` builds a :class:`StageSchedule` from it;
 :class:`~mmuld.engine.loops.ULDTrainLoop` (stage entry, clustering
@@ -27,6 +27,11 @@ PSEUDO_LABEL_KINDS = ('kmeans', 'two_stage')
 # ``pseudo_labels`` of a stage that does not give it (the paper's choice)
 DEFAULT_PSEUDO_LABELS = dict(
     bootstrap=None, duld='kmeans', proxy='kmeans', dldpp='two_stage')
+# objectives of the dldpp stage, with the pseudo-labels each one trains on
+# (None: either kind): Eq. 3 on the encoder's codes (D-ULD++), the whole
+# ELBO (the "TSC w/ full VAE" ablation) and D-ULD's losses (the "+ PP"
+# ablation: no pose labels, no latent loss)
+DLDPP_OBJECTIVES = dict(latent='two_stage', elbo=None, duld='kmeans')
 
 
 @dataclass(frozen=True)
@@ -44,6 +49,9 @@ class Stage:
             do not train.
         pseudo_labels (str, optional): ``None``, ``'kmeans'`` or
             ``'two_stage'``.
+        objective (str, optional): What the ``dldpp`` stage trains
+            (:data:`DLDPP_OBJECTIVES`, default ``'latent'``); None for the
+            other stages.
     """
 
     name: str
@@ -53,6 +61,7 @@ class Stage:
     lr: Optional[float] = None
     frozen: Tuple[str, ...] = field(default_factory=tuple)
     pseudo_labels: Optional[str] = None
+    objective: Optional[str] = None
 
     @property
     def end(self) -> int:
@@ -71,14 +80,17 @@ class StageSchedule:
     Args:
         stages (Sequence[dict]): One dict per stage, in order: ``name``
             (one of :data:`STAGE_NAMES`), ``iters``, optionally ``lr``
-            (positive), ``frozen`` (dotted sub-module names) and
+            (positive), ``frozen`` (dotted sub-module names),
             ``pseudo_labels`` (``None``, ``'kmeans'`` or ``'two_stage'``;
-            default :data:`DEFAULT_PSEUDO_LABELS` of the name).
+            default: what the objective needs, else
+            :data:`DEFAULT_PSEUDO_LABELS` of the name) and, for ``dldpp``,
+            ``objective`` (:data:`DLDPP_OBJECTIVES`).
 
     Raises:
         ValueError: An empty table, an unknown name or pseudo-label kind, a
-            stage without iterations, a non-positive lr, or pseudo-labels
-            that the stage's losses cannot use.
+            stage without iterations, a non-positive lr, an objective
+            outside the dldpp stage, or pseudo-labels that the stage's
+            losses cannot use.
     """
 
     def __init__(self, stages: Sequence[dict]) -> None:
@@ -105,7 +117,22 @@ class StageSchedule:
         lr = cfg.pop('lr', None)
         if lr is not None and not float(lr) > 0:
             raise ValueError(f'stage {name}: lr={lr!r} must be positive')
-        kind = cfg.pop('pseudo_labels', DEFAULT_PSEUDO_LABELS[name])
+        objective = cfg.pop('objective',
+                            'latent' if name == 'dldpp' else None)
+        if name != 'dldpp' and objective is not None:
+            raise ValueError(f'stage {name}: only the dldpp stage has an '
+                             f'objective, got objective={objective!r}')
+        if name == 'dldpp' and objective not in DLDPP_OBJECTIVES:
+            raise ValueError(
+                f'stage dldpp: objective={objective!r}, expected one of '
+                f'{tuple(DLDPP_OBJECTIVES)}')
+        need = DLDPP_OBJECTIVES.get(objective)
+        kind = cfg.pop('pseudo_labels', need or DEFAULT_PSEUDO_LABELS[name])
+        if need and kind != need:
+            raise ValueError(
+                f'stage dldpp: objective={objective!r} trains on '
+                f'pseudo_labels={need!r}, but the stage gives '
+                f'pseudo_labels={kind!r}')
         if kind is not None and kind not in PSEUDO_LABEL_KINDS:
             raise ValueError(
                 f'stage {name}: pseudo_labels={kind!r}, expected None or one '
@@ -122,7 +149,7 @@ class StageSchedule:
         return Stage(
             name=name, iters=iters, start=start, index=index,
             lr=None if lr is None else float(lr), frozen=frozen,
-            pseudo_labels=kind)
+            pseudo_labels=kind, objective=objective)
 
     def __len__(self) -> int:
         return len(self.stages)
@@ -161,6 +188,10 @@ class StageSchedule:
         :meth:`index_at`)."""
         return self.stages[self.index_at(iteration)]
 
+    def first(self, name: str) -> Optional[Stage]:
+        """The first stage called ``name`` (None if there is none)."""
+        return next((s for s in self.stages if s.name == name), None)
+
     def uses(self, kind: str) -> bool:
         """Whether any stage trains on ``kind`` pseudo-labels."""
         return any(s.pseudo_labels == kind for s in self.stages)
@@ -169,7 +200,9 @@ class StageSchedule:
         """The table in its config form (with every default filled in)."""
         return [
             dict(name=s.name, iters=s.iters, lr=s.lr, frozen=list(s.frozen),
-                 pseudo_labels=s.pseudo_labels) for s in self.stages
+                 pseudo_labels=s.pseudo_labels,
+                 **({} if s.objective is None else
+                    dict(objective=s.objective))) for s in self.stages
         ]
 
 

@@ -10,11 +10,6 @@ own code uses on ``test_cfg``.
 from dataclasses import dataclass, fields
 from typing import Any, Optional, Tuple, Union
 
-# last-stage objectives: Eq. 3 (D-ULD++), the full VAE ("TSC w/ full VAE")
-# and D-ULD's ("+ PP" ablation: no pose labels, no latent loss), with the
-# pseudo-labels each one trains on
-DLDPP_OBJECTIVES = dict(latent='two_stage', elbo=None, duld='kmeans')
-
 
 class _CfgView:
     """``from_cfg`` with unknown-key checks and dict-style ``get``."""
@@ -69,8 +64,6 @@ class ULDTrainCfg(_CfgView):
             defaults of :func:`augment_with_labels`; a dict overrides them).
         detach_vae_input (bool): Stop the ELBO at the detector (False: the
             proxy task supervises the detector, Sec. 3.3.1).
-        dldpp_objective (str): ``'latent'`` (Eq. 3), ``'elbo'`` (the "TSC
-            w/ full VAE" ablation) or ``'duld'`` (the "+ PP" ablation).
     """
 
     sigma: float = 1.0
@@ -82,13 +75,8 @@ class ULDTrainCfg(_CfgView):
     correspondence_weight: float = 0.0
     augment: Union[bool, dict] = True
     detach_vae_input: bool = False
-    dldpp_objective: str = 'latent'
 
     def __post_init__(self):
-        if self.dldpp_objective not in DLDPP_OBJECTIVES:
-            raise ValueError(
-                f'train_cfg.dldpp_objective={self.dldpp_objective!r}, '
-                f'expected one of {tuple(DLDPP_OBJECTIVES)}')
         if not self.correspondence_weight >= 0:
             raise ValueError('train_cfg.correspondence_weight must be >= 0, '
                              f'got {self.correspondence_weight!r}')

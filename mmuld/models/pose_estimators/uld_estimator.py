@@ -1,6 +1,6 @@
 # Copyright (c) mmuld contributors. All rights reserved.
 """D-ULD / D-ULD++ landmark estimator (paper Sec. 3.2 and 3.3)."""
-from typing import Callable, Dict, Optional, Sequence
+from typing import Callable, Dict, Optional, Sequence, Union
 
 import torch
 from mmengine.model import BaseModel
@@ -14,12 +14,11 @@ from mmuld.registry import MODELS
 from ..utils.affine import random_affine_pair
 from ..utils.candidates import select_candidates
 from ..utils.keypoint_ops import sample_descriptors
-from ..utils.self_training_augment import (augment_config,
-                                           augment_with_labels,
-                                           photometric_change)
+from ..utils.self_training_augment import (photometric_change,
+                                           pseudo_label_batch)
 from .landmark_decoder import LandmarkDecoder
-from .stages import STAGE_NAMES, VAE_STAGES, StageSchedule
-from .uld_cfg import DLDPP_OBJECTIVES, ULDTestCfg, ULDTrainCfg
+from .stages import STAGE_NAMES, VAE_STAGES, Stage, StageSchedule
+from .uld_cfg import ULDTestCfg, ULDTrainCfg
 from .uld_state import ULDStateMixin
 from .utils import detector_grad_norms, to_pred_instances
 
@@ -40,8 +39,9 @@ class ULDEstimator(ULDStateMixin, BasePoseEstimator):
     - ``'duld'``: self-training on pseudo-labels: the detector's and the
       descriptor head's losses.
     - ``'proxy'``: the detector's loss and the VAE's ELBO (Sec. 3.3.1).
-    - ``'dldpp'``: the detector's loss and, by ``dldpp_objective``, Eq. 3
-      on the encoder's codes, the whole ELBO or D-ULD's descriptor loss.
+    - ``'dldpp'``: the detector's loss and, by the stage's ``objective``,
+      Eq. 3 on the encoder's codes, the whole ELBO or D-ULD's descriptor
+      loss.
 
     The model owns its training state: the stage table (``stages``, read by
     :class:`ULDTrainLoop`) and, as buffers, the pseudo-label bank of the
@@ -85,38 +85,37 @@ class ULDEstimator(ULDStateMixin, BasePoseEstimator):
         self.train_cfg = ULDTrainCfg.from_cfg(train_cfg, 'train_cfg')
         self.test_cfg = ULDTestCfg.from_cfg(test_cfg, 'test_cfg')
         self.stage_schedule = StageSchedule(stages) if stages else None
-        self._check_objective(self.train_cfg.dldpp_objective)
         self.backbone = MODELS.build(backbone)
         self.detector_head = MODELS.build(detector_head)
         self.descriptor_head = MODELS.build(descriptor_head)
         self.pose_vae = MODELS.build(pose_vae) if pose_vae else None
         self.loss_bootstrap = MODELS.build(loss_bootstrap)
         self.num_landmarks = num_landmarks
-        self.stage = 'bootstrap'
+        self.stage, self.objective = 'bootstrap', None
         self._init_state()
-
-    def _check_objective(self, objective: str) -> None:
-        """Refuse a last-stage objective whose pseudo-labels the stage
-        table does not give (e.g. Eq. 3 without pose labels)."""
-        need = DLDPP_OBJECTIVES[objective]
-        for stage in self.stage_schedule or ():
-            if need and stage.name == 'dldpp' and stage.pseudo_labels != need:
-                raise ValueError(
-                    f'train_cfg.dldpp_objective={objective!r} trains the '
-                    f"dldpp stage on pseudo_labels={need!r}, but the stage "
-                    f'table gives it pseudo_labels={stage.pseudo_labels!r}')
 
     # ------------------------------------------------------------------ #
     # state
     # ------------------------------------------------------------------ #
-    def set_stage(self, stage: str) -> None:
-        """Switch the training stage (see class docstring)."""
-        if stage not in STAGE_NAMES:
+    def set_stage(self, stage: Union[str, Stage]) -> None:
+        """Switch the training stage (see class docstring).
+
+        Args:
+            stage (str | Stage): A stage of the table, or a stage name
+                (its objective is then that of the table's first stage of
+                that name, else the default).
+        """
+        name = stage.name if isinstance(stage, Stage) else stage
+        if name not in STAGE_NAMES:
             raise ValueError(
-                f'unknown stage {stage!r}, expected {STAGE_NAMES}')
-        if stage in VAE_STAGES and self.pose_vae is None:
-            raise ValueError(f'stage {stage!r} needs a `pose_vae` neck')
-        self.stage = stage
+                f'unknown stage {name!r}, expected {STAGE_NAMES}')
+        if name in VAE_STAGES and self.pose_vae is None:
+            raise ValueError(f'stage {name!r} needs a `pose_vae` neck')
+        if not isinstance(stage, Stage) and self.stage_schedule:
+            stage = self.stage_schedule.first(name)
+        self.stage = name
+        self.objective = stage.objective if isinstance(stage, Stage) else (
+            'latent' if name == 'dldpp' else None)
 
     @property
     def stride(self) -> float:
@@ -229,10 +228,10 @@ class ULDEstimator(ULDStateMixin, BasePoseEstimator):
         return self._self_training(inputs, data_samples, vae='elbo')
 
     def _loss_dldpp(self, inputs: Tensor, data_samples: SampleList) -> dict:
-        """D-ULD++ (Sec. 3.3.2), by ``train_cfg.dldpp_objective``: the
+        """D-ULD++ (Sec. 3.3.2), by the stage's ``objective``: the
         detector's loss and Eq. 3 on the encoder's codes (``'latent'``),
         the whole ELBO (``'elbo'``) or D-ULD's losses (``'duld'``)."""
-        objective = self.train_cfg.dldpp_objective
+        objective = self.objective
         if objective == 'duld':
             self._check_kmeans_labels()
             return self._self_training(inputs, data_samples,
@@ -256,20 +255,9 @@ class ULDEstimator(ULDStateMixin, BasePoseEstimator):
         Returns:
             dict: ``loss_heatmap`` and the terms asked for.
         """
-        bank = self.pseudo_labels
-        if bank is None:
-            raise RuntimeError(
-                f'stage {self.stage!r} needs pseudo-labels, but no clustering '
-                'round has run: train with '
-                'train_cfg=dict(type="ULDTrainLoop")')
-        pl = bank.lookup([ds.metainfo['sample_idx'] for ds in data_samples],
-                         inputs.device)
-        aug = augment_config(self.train_cfg.augment)
-        if aug is not None:
-            inputs, kpts, valid, _ = augment_with_labels(
-                inputs, pl['keypoints'], pl['valid'], **aug)
-            pl = dict(pl, keypoints=kpts, valid=valid)
-            pl['labels'] = pl['labels'].masked_fill(~valid, -1)
+        inputs, pl = pseudo_label_batch(self.pseudo_labels, inputs,
+                                        data_samples, self.train_cfg.augment,
+                                        self.stage)
         feats = self.extract_feat(inputs)
         logits = self.detector_head(feats)
         heat = logits.sigmoid()
@@ -297,8 +285,8 @@ class ULDEstimator(ULDStateMixin, BasePoseEstimator):
         bank = self.pseudo_labels
         if bank is not None and bank.pose_labels.any():
             raise ValueError(
-                'train_cfg.dldpp_objective="duld" trains the last stage on '
-                'K-means pseudo-labels, but the bank holds two-stage '
+                'objective="duld" trains the dldpp stage on K-means '
+                'pseudo-labels, but the bank holds two-stage '
                 "clustering labels: give the dldpp stage pseudo_labels="
                 "'kmeans' (not 'two_stage') in model.stages")
 

@@ -146,3 +146,38 @@ def augment_config(cfg) -> Optional[Dict]:
                          f', expected some of {sorted(out)}')
     out.update(cfg)
     return out
+
+
+def pseudo_label_batch(bank, inputs: Tensor, data_samples: Sequence,
+                       augment, stage: str) -> Tuple[Tensor, Dict]:
+    """A batch's pseudo-labels, augmented together with its images.
+
+    Args:
+        bank (PseudoLabelBank, optional): The last round's pseudo-labels.
+        inputs (Tensor): (B, 3, S, S) images.
+        data_samples (Sequence[PoseDataSample]): ``sample_idx`` in their
+            metainfo (the index into the bank).
+        augment (bool | dict): ``train_cfg.augment`` (:func:`augment_config`).
+        stage (str): The stage, for the error without a bank.
+
+    Returns:
+        tuple: The (augmented) inputs and the :meth:`PseudoLabelBank.lookup`
+        dict, keypoints moved with the images and labels of the points
+        that left them set to -1.
+
+    Raises:
+        RuntimeError: No clustering round has run yet.
+    """
+    if bank is None:
+        raise RuntimeError(
+            f'stage {stage!r} needs pseudo-labels, but no clustering round '
+            'has run: train with train_cfg=dict(type="ULDTrainLoop")')
+    pl = bank.lookup([ds.metainfo['sample_idx'] for ds in data_samples],
+                     inputs.device)
+    aug = augment_config(augment)
+    if aug is not None:
+        inputs, kpts, valid, _ = augment_with_labels(
+            inputs, pl['keypoints'], pl['valid'], **aug)
+        pl = dict(pl, keypoints=kpts, valid=valid)
+        pl['labels'] = pl['labels'].masked_fill(~valid, -1)
+    return inputs, pl
