@@ -2,8 +2,11 @@
 """Shared input handling of the ULD dense heads."""
 from typing import Sequence, Tuple, Union
 
+from mmcv.cnn import build_conv_layer
 from mmengine.model import BaseModule
 from torch import Tensor
+
+from ..utils.conv_stack import build_conv_stack
 
 Features = Union[Tensor, Tuple[Tensor, ...], Sequence[Tensor]]
 
@@ -28,6 +31,20 @@ class BaseULDDenseHead(BaseModule):
                 f'in_channels must be a positive int, got {in_channels}')
         self.in_channels = in_channels
         self.input_index = input_index
+
+    def _build_layers(self, feat_channels: int, num_convs: int,
+                      out_channels: int, norm_cfg, act_cfg) -> None:
+        """``conv_layers`` (``num_convs`` 3x3 conv-norm-act blocks of
+        ``feat_channels``) and a 1x1 ``final_layer`` to ``out_channels``.
+        """
+        self.feat_channels = feat_channels
+        self.num_convs = num_convs
+        self.conv_layers = build_conv_stack(
+            self.in_channels, feat_channels, num_convs, norm_cfg=norm_cfg,
+            act_cfg=act_cfg)
+        last = feat_channels if num_convs > 0 else self.in_channels
+        self.final_layer = build_conv_layer(
+            dict(type='Conv2d'), last, out_channels, kernel_size=1)
 
     def _transform_inputs(self, feats: Features) -> Tensor:
         """Select the input feature map and check its shape."""

@@ -2,11 +2,9 @@
 from typing import Dict, Optional
 
 import torch.nn.functional as F
-from mmcv.cnn import build_conv_layer
 from torch import Tensor
 
 from mmuld.registry import MODELS
-from ..utils.conv_stack import build_conv_stack
 from ..utils.keypoint_ops import sample_descriptors
 from .base_uld_head import BaseULDDenseHead, Features
 
@@ -57,17 +55,8 @@ class ULDDescriptorHead(BaseULDDenseHead):
         if desc_dim < 1:
             raise ValueError(f'desc_dim must be >= 1, got {desc_dim}')
         self.desc_dim = desc_dim
-        self.feat_channels = feat_channels
-        self.num_convs = num_convs
-        self.conv_layers = build_conv_stack(
-            in_channels,
-            feat_channels,
-            num_convs,
-            norm_cfg=norm_cfg,
-            act_cfg=act_cfg)
-        last = feat_channels if num_convs > 0 else in_channels
-        self.final_layer = build_conv_layer(
-            dict(type='Conv2d'), last, desc_dim, kernel_size=1)
+        self._build_layers(feat_channels, num_convs, desc_dim, norm_cfg,
+                           act_cfg)
         self.loss_module = MODELS.build(loss)
 
     @property

@@ -1,11 +1,9 @@
 # Copyright (c) mmuld contributors. All rights reserved.
 from typing import Dict, Optional, Sequence
 
-from mmcv.cnn import build_conv_layer
 from torch import Tensor
 
 from mmuld.registry import MODELS
-from ..utils.conv_stack import build_conv_stack
 from ..utils.keypoint_ops import render_gaussian_heatmap
 from .base_uld_head import BaseULDDenseHead, Features
 
@@ -55,18 +53,8 @@ class ULDDetectorHead(BaseULDDenseHead):
         if init_cfg is None:
             init_cfg = self.get_default_init_cfg(init_bias)
         super().__init__(in_channels, input_index, init_cfg)
-        self.feat_channels = feat_channels
-        self.num_convs = num_convs
         self.init_bias = init_bias
-        self.conv_layers = build_conv_stack(
-            in_channels,
-            feat_channels,
-            num_convs,
-            norm_cfg=norm_cfg,
-            act_cfg=act_cfg)
-        last = feat_channels if num_convs > 0 else in_channels
-        self.final_layer = build_conv_layer(
-            dict(type='Conv2d'), last, 1, kernel_size=1)
+        self._build_layers(feat_channels, num_convs, 1, norm_cfg, act_cfg)
         self.loss_module = MODELS.build(loss)
 
     @staticmethod
