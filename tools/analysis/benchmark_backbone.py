@@ -40,20 +40,16 @@ Examples::
 """
 import argparse
 import os.path as osp
-import tempfile
-import time
-from typing import Callable, List, Optional
+import sys
+from typing import Dict, List, Optional
 
 import torch
-from mmengine.config import Config
-from torch.utils.flop_counter import FlopCounterMode
-
-from mmuld.models.backbones import (SDComponents, StableDiffusionBackbone,
-                                    random_sd15_components)
-from mmuld.testing import build_tiny_sd
-from mmuld.utils.tensor_memory import TensorMemoryTracker
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+if ROOT not in sys.path:
+    sys.path.insert(0, ROOT)
+
+from mmuld.engine.benchmark.backbone import benchmark_backbone  # noqa: E402
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
@@ -95,138 +91,10 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def sd15_components(device: torch.device) -> SDComponents:
-    """SD-1.5 UNet/VAE/scheduler with random weights, built in code."""
-    return random_sd15_components(device)
-
-
-def backbone_settings(args: argparse.Namespace, tiny: bool) -> dict:
-    """Backbone arguments: the config's, overridden by the command line."""
-    bb = Config.fromfile(args.config).model.backbone
-    out = dict(
-        out_stride=int(bb.get('out_stride', 8)),
-        agg_channels=int(bb.get('agg_channels', 384)),
-        sd_input_size=None if tiny else bb.get('sd_input_size'),
-        agg_cfg=dict(bb.get('agg_cfg') or {}))
-    if args.out_stride is not None:
-        out['out_stride'] = args.out_stride
-    if args.agg_channels is not None:
-        out['agg_channels'] = args.agg_channels
-    if args.sd_input_size is not None:
-        out['sd_input_size'] = args.sd_input_size or None
-    return out
-
-
-def sync(device: torch.device) -> None:
-    if device.type == 'cuda':
-        torch.cuda.synchronize(device)
-
-
-def timed(fn: Callable, device: torch.device, iters: int) -> float:
-    """Seconds per call of ``fn``."""
-    sync(device)
-    start = time.perf_counter()
-    for _ in range(iters):
-        fn()
-    sync(device)
-    return (time.perf_counter() - start) / iters
-
-
-def main(argv: Optional[List[str]] = None) -> None:
-    args = parse_args(argv)
-    device = torch.device(args.device)
-    tiny = args.tiny or (device.type == 'cpu' and not args.full)
-    img = args.img_size or (64 if tiny else 512)
-    t_count = args.timesteps
-    timesteps = [50] if t_count == 1 else [
-        int(round(50 + 400 * i / (t_count - 1))) for i in range(t_count)
-    ]
-    if tiny:
-        tmp = tempfile.TemporaryDirectory()
-        pretrained = build_tiny_sd(tmp.name)
-    else:
-        pretrained = sd15_components(device)
-    settings = backbone_settings(args, tiny)
-    model = StableDiffusionBackbone(
-        pretrained, timesteps=timesteps, dtype=args.dtype,
-        **settings).to(device).eval()
-    bsz = args.batch_size
-    x = torch.rand(bsz, 3, img, img, device=device) * 2 - 1
-    name = (f' ({torch.cuda.get_device_name(device)})'
-            if device.type == 'cuda' else '')
-    print(f'model: {"tiny" if tiny else "SD-1.5 (random weights)"}, '
-          f'device: {device}{name}'
-          f', dtype: {args.dtype if device.type == "cuda" else "fp32"}, '
-          f'batch: {bsz}, img: {img}, timesteps: {timesteps}, '
-          f'layers: {len(model.layers)}, out_stride: {model.out_stride}, '
-          f'agg_channels: {model.out_channels}, sd_input_size: '
-          f'{model.sd_input_size}, aggregator: '
-          f'{"fast" if model.aggregator.fast else "naive"}')
-
-    with torch.no_grad():
-        for _ in range(args.warmup):
-            model(x)
-        with FlopCounterMode(display=False) as counter:
-            model(x)
-        flops = counter.get_total_flops() / bsz
-        if device.type == 'cuda':
-            torch.cuda.reset_peak_memory_stats(device)
-        t_extract = timed(lambda: model.extract_features(x), device,
-                          args.iters)
-        t_forward = timed(lambda: model(x), device, args.iters)
-        if device.type == 'cuda':
-            peak_mem = torch.cuda.max_memory_allocated(device) / 2**30
-        else:
-            # the tensors of one more forward, on top of the weights
-            tracker = TensorMemoryTracker()
-            for part in (model, model.unet, model.vae):
-                tracker.add_existing(part.parameters())
-            tracker.add_existing(model.buffers())
-            tracker.add_existing([x])
-            with tracker:
-                model(x)
-            peak_mem = tracker.peak / 2**30
-        batched = model.extract_features(x)
-        t_crop = None
-        if model.sd_input_size not in (None, (img, img)):
-            resize_to = model.sd_input_size
-            model.sd_input_size = None
-            t_crop = timed(lambda: model.extract_features(x), device,
-                           args.iters)
-            model.sd_input_size = resize_to
-
-        n_naive = min(args.naive_images or bsz, bsz)
-        xn = x[:n_naive]
-        model.extract_features_naive(xn[:1])  # warm-up
-        t_naive = timed(lambda: model.extract_features_naive(xn), device, 1)
-        naive = model.extract_features_naive(xn)
-        model._prepare_sd(device)  # back to the benchmark dtype
-    rel = max(((a[:n_naive].float().cpu() - b).norm() /
-               b.norm().clamp_min(1e-12)).item()
-              for a, b in zip(batched, naive))
-
-    ips_extract = bsz / t_extract
-    ips_forward = bsz / t_forward
-    ips_naive = n_naive / t_naive
-    peak_tflops = args.peak_tflops
-    if peak_tflops is None and device.type == 'cuda':
-        peak_tflops = 790.
-    print(f'FLOPs per image (extract + aggregate): {flops / 1e9:.2f} GFLOP')
-    print(f'batched extractor : {ips_extract:8.2f} img/s')
-    frac = (f', {100 * ips_forward * flops / (peak_tflops * 1e12):.1f}% of '
-            f'{peak_tflops:g} TFLOP/s peak' if peak_tflops else '')
-    print(f'forward (+aggreg.): {ips_forward:8.2f} img/s{frac}')
-    print(f'naive extractor   : {ips_naive:8.2f} img/s (fp32, {n_naive} img)')
-    print(f'speed-up batched / naive: {ips_extract / ips_naive:.1f}x, '
-          f'max relative feature difference: {rel:.2e}')
-    if t_crop is not None:
-        print(f'cost of sd_input_size {model.sd_input_size}: extractor '
-              f'{ips_extract:.2f} img/s against {bsz / t_crop:.2f} img/s '
-              f'with SD at the {img} px crop ({t_extract / t_crop:.2f}x '
-              'the time)')
-    print(f'peak memory: {peak_mem:.2f} GiB ('
-          + ('CUDA allocated' if device.type == 'cuda' else
-             'tensors of a forward, TensorMemoryTracker') + ')')
+def main(argv: Optional[List[str]] = None) -> Dict[str, float]:
+    """Parse the command line and run
+    :func:`mmuld.engine.benchmark.backbone.benchmark_backbone`."""
+    return benchmark_backbone(parse_args(argv))
 
 
 if __name__ == '__main__':

@@ -1,5 +1,6 @@
 # Copyright (c) mmuld contributors. All rights reserved.
-"""The training benchmark (``tools/analysis/benchmark_training.py``).
+"""The benchmarks (``tools/analysis/benchmark_training.py``,
+``tools/analysis/benchmark_backbone.py``).
 
 - :mod:`.timing`: :class:`PartTimer`, :func:`instrument`,
   :func:`run_iteration`, :func:`summarise`, :func:`tensor_peak`,
@@ -8,7 +9,9 @@
   :func:`flops_by_module`, :func:`format_flops`;
 - :mod:`.bank`: :func:`random_bank` (random valid pseudo-labels);
 - :mod:`.run`: :func:`benchmark_training` (:class:`BenchmarkOptions`),
-  :func:`build`, :func:`enter_stages`, :func:`count_stages`.
+  :func:`build`, :func:`enter_stages`, :func:`count_stages`;
+- :mod:`.backbone`: :func:`benchmark_backbone`, the SD backbone's
+  benchmark (``tools/analysis/benchmark_backbone.py``).
 """
 from .bank import random_bank
 from .flops import (FLOP_PARTS, count_iteration, flop_split, flops_by_module,
