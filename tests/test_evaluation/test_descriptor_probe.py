@@ -53,10 +53,31 @@ def test_part_probe_tool_on_a_checkpoint(tmp_path):
     res = part_probe.main([
         cfg_path, ckpt, '--data-root', str(tmp_path / 'w'), '--train-ann',
         'annotations/train.json', '--test-ann', 'annotations/test.json',
-        '--thrs', '0.2', '1000'
+        '--thrs', '0.2', '1000', '--candidates'
     ])
     assert res['names'] == ['left_eye', 'right_eye', 'nose', 'left_mouth',
                             'right_mouth']
     acc = np.asarray(res['accuracy'])
     assert acc.shape == (2, 5)
     assert (acc[1] == 1).all()  # every peak is within 1000 normalisers
+    # the round's corner candidates: some near each part at 1000
+    # normalisers, fewer at 0.2
+    cov = np.asarray(res['candidate_coverage'])
+    assert cov.shape == (2, 5) and (cov[1] == 1).all()
+    assert (cov[0] <= cov[1]).all()
+
+
+def test_candidate_coverage_on_known_answers():
+    from mmuld.evaluation.functional import candidate_coverage
+    # two images, parts at (10, 10) and (30, 10): normaliser 20 px
+    gt = torch.tensor([[[10., 10.], [30., 10.]]] * 2)
+    cands = torch.tensor([
+        [[11., 10.], [30., 15.], [0., 0.]],   # part 0 at 1 px, part 1 at 5
+        [[10., 13.], [31., 10.], [30., 10.]],  # 3 px; 0 px but invalid
+    ])
+    valid = torch.tensor([[True, True, True], [True, True, False]])
+    cov = candidate_coverage(cands, valid, gt, (0, 1), thrs=(0.1, 0.2))
+    # at 2 px: part 0 in image 0 only, part 1 in image 1 (1 px) only
+    np.testing.assert_allclose(cov[0], [0.5, 0.5])
+    # at 4 px: part 0 in both, part 1 still not in image 0 (5 px)
+    np.testing.assert_allclose(cov[1], [1.0, 0.5])

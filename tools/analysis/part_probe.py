@@ -41,7 +41,20 @@ def parse_args(argv=None) -> argparse.Namespace:
                    help="the distance of --norm-points, or 'bbox': sqrt(w * "
                    "h) of the ground-truth points' box (the LS3D protocol)")
     p.add_argument('--thrs', type=float, nargs='+', default=[0.1, 0.2, 0.3])
+    p.add_argument('--candidates', action='store_true',
+                   help="also report how many reference images have a "
+                   "clustering round's candidate near each part (the "
+                   "config's train_cfg.clustering candidates)")
     return p.parse_args(argv)
+
+
+def _print_table(title: str, names: list, thrs, acc) -> None:
+    print(title)
+    print('| threshold | ' + ' | '.join(names) + ' |')
+    print('| --- ' * (len(names) + 1) + '|')
+    for thr, row in zip(thrs, acc):
+        print(f'| {thr:g} | ' + ' | '.join(f'{100 * a:.0f} %' for a in row)
+              + ' |')
 
 
 def main(argv=None) -> dict:
@@ -50,7 +63,8 @@ def main(argv=None) -> dict:
 
     from mmuld.diffusion.probe import load_keypoint_images
     from mmuld.evaluation.functional import (descriptor_maps,
-                                             ground_truth_probe)
+                                             ground_truth_probe,
+                                             round_candidate_coverage)
     from mmuld.registry import MODELS
     from mmuld.utils import register_all_modules
     args = parse_args(argv)
@@ -60,29 +74,34 @@ def main(argv=None) -> dict:
     load_checkpoint(model, args.checkpoint, map_location='cpu',
                     strict=False)
     size = int(max(cfg.get('input_size', (64, 64))))
-    sets = {}
+    sets, images_of = {}, {}
     for name, ann in (('train', args.train_ann), ('test', args.test_ann)):
         path = ann if osp.isabs(ann) else osp.join(args.data_root, ann)
         images, frac = load_keypoint_images(args.data_root, path, size)
+        images_of[name] = images
         sets[name] = (descriptor_maps(model, images), frac * size - 0.5)
+    norm = tuple(args.norm_points) if args.norm == 'points' else 'bbox'
     with open(path, encoding='utf-8') as f:
         names = json.load(f)['categories'][0].get('keypoints') or []
     res = ground_truth_probe(*sets['train'], *sets['test'], model.stride,
-                             norm_points=tuple(args.norm_points)
-                             if args.norm == 'points' else 'bbox',
-                             thrs=args.thrs)
+                             norm_points=norm, thrs=args.thrs)
     g = res['accuracy'].shape[1]
     names = list(names) if len(names) == g else [f'p{i}' for i in range(g)]
-    print('accuracy of ground-truth centroids decoded at their peaks '
-          f'({len(sets["train"][0])} reference, {len(sets["test"][0])} '
-          'query images)')
-    print('| threshold | ' + ' | '.join(names) + ' |')
-    print('| --- ' * (g + 1) + '|')
-    for thr, row in zip(args.thrs, res['accuracy']):
-        print(f'| {thr:g} | ' + ' | '.join(f'{100 * a:.0f} %' for a in row)
-              + ' |')
-    return dict(names=names, thrs=list(args.thrs),
-                accuracy=res['accuracy'].tolist())
+    _print_table(
+        'accuracy of ground-truth centroids decoded at their peaks '
+        f'({len(sets["train"][0])} reference, {len(sets["test"][0])} '
+        'query images)', names, args.thrs, res['accuracy'])
+    out = dict(names=names, thrs=list(args.thrs),
+               accuracy=res['accuracy'].tolist())
+    if args.candidates:
+        cov = round_candidate_coverage(
+            cfg, model, images_of['train'], sets['train'][1], norm, args.thrs)
+        _print_table(
+            'reference images with a clustering-round candidate near the '
+            f'part ({cov["kind"]} candidates, {cov["per_image"]:.1f} per '
+            'image)', names, args.thrs, cov['coverage'])
+        out['candidate_coverage'] = cov['coverage'].tolist()
+    return out
 
 
 if __name__ == '__main__':

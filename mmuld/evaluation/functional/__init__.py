@@ -2,7 +2,8 @@
 from .ced import ced_auc, ced_curve, cumulative_landmark_curve
 from .cluster_quality import cluster_quality
 from .coverage import landmark_spread, part_coverage
-from .descriptor_probe import descriptor_maps, ground_truth_probe
+from .descriptor_probe import (candidate_coverage, descriptor_maps,
+                               ground_truth_probe, round_candidate_coverage)
 from .equivariance import equivariance_error
 from .landmark_accuracy import per_landmark_accuracy
 from .nme import (INTEROCULAR_PRESETS, Normaliser, bbox_size,
@@ -15,5 +16,6 @@ __all__ = [
     'cumulative_landmark_curve', 'per_landmark_accuracy', 'cluster_quality',
     'equivariance_error', 'yaw_breakdown', 'DEFAULT_YAW_BINS',
     'landmark_spread', 'part_coverage', 'ground_truth_probe',
-    'descriptor_maps', 'normaliser', 'Normaliser'
+    'candidate_coverage', 'round_candidate_coverage', 'descriptor_maps',
+    'normaliser', 'Normaliser'
 ]

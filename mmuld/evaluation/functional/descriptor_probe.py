@@ -69,6 +69,38 @@ def ground_truth_probe(ref_maps: Tensor,
     return dict(accuracy=acc, pred=pred)
 
 
+def candidate_coverage(candidates: Tensor,
+                       valid: Tensor,
+                       gt: Tensor,
+                       norm_points: Normaliser = (0, 1),
+                       thrs: Sequence[float] = (0.1, 0.2, 0.3)
+                       ) -> np.ndarray:
+    """Per part, the share of images with a candidate near it.
+
+    A clustering round can only put a landmark where its candidates are:
+    a part that few images have a candidate on cannot form a cluster.
+
+    Args:
+        candidates (Tensor): ``(N, C, 2)`` candidates of N images, input
+            pixels.
+        valid (Tensor): ``(N, C)`` bool.
+        gt (Tensor): ``(N, G, 2)`` the ground truth, input pixels.
+        norm_points (tuple | str): As :func:`ground_truth_probe`.
+        thrs (Sequence[float]): Thresholds, shares of the normaliser.
+
+    Returns:
+        np.ndarray: ``(len(thrs), G)`` shares in [0, 1].
+    """
+    gt_np = gt.double().numpy()
+    norm = normaliser(gt_np, norm_points)
+    dist = torch.cdist(gt.double(), candidates.double())
+    dist = dist.masked_fill(~valid.bool()[:, None], float('inf'))
+    nearest = dist.min(-1).values.numpy()
+    keep = norm > 0
+    rel = nearest[keep] / norm[keep, None]
+    return np.stack([(rel <= thr).mean(0) for thr in thrs])
+
+
 @torch.no_grad()
 def descriptor_maps(model, images: Tensor, batch_size: int = 64) -> Tensor:
     """``model.descriptor_map`` of images in batches, in eval mode.
@@ -86,3 +118,48 @@ def descriptor_maps(model, images: Tensor, batch_size: int = 64) -> Tensor:
     maps = [model.descriptor_map(c).cpu() for c in images.split(batch_size)]
     model.train(was_training)
     return torch.cat(maps)
+
+
+@torch.no_grad()
+def round_candidate_coverage(cfg, model, images: Tensor, gt: Tensor,
+                             norm: Normaliser = (0, 1),
+                             thrs: Sequence[float] = (0.1, 0.2, 0.3)
+                             ) -> Dict[str, object]:
+    """:func:`candidate_coverage` of the candidates that a clustering
+    round of ``cfg`` (``train_cfg.clustering``: corners, or else the
+    detector's dense cells) takes on ``images``.
+
+    Args:
+        cfg (Config): The run's config.
+        model (ULDEstimator): The model (e.g. after bootstrapping).
+        images (Tensor): ``(N, 3, S, S)`` network inputs, whole-image
+            crops.
+        gt (Tensor): ``(N, G, 2)`` their ground truth, input pixels.
+        norm (tuple | str): As :func:`ground_truth_probe`.
+        thrs (Sequence[float]): Thresholds, shares of the normaliser.
+
+    Returns:
+        dict: ``kind`` of candidates, ``per_image`` (their mean number)
+        and ``coverage`` ``(len(thrs), G)``.
+    """
+    # mmuld.engine imports mmuld.evaluation: import at call time
+    from mmuld.engine import ClusteringRounds
+    rounds = ClusteringRounds(**cfg.train_cfg.get('clustering', {}))
+    side = float(images.shape[-1])
+    kind = 'corners' if rounds.candidates == 'corners' else 'dense'
+    kwargs = dict(corner_window=rounds._corner_window(side),
+                  corner_spacing=rounds.corner_spacing * side) \
+        if kind == 'corners' else {}
+    was_training = model.training
+    model.eval()
+    kpts, valid = [], []
+    for chunk in images.split(64):
+        out = model.extract_keypoints(
+            chunk, candidates=kind,
+            min_keypoints=rounds.min_keypoints(model), **kwargs)
+        kpts.append(out['keypoints'])
+        valid.append(out['valid'])
+    model.train(was_training)
+    kpts, valid = torch.cat(kpts), torch.cat(valid)
+    return dict(kind=kind, per_image=float(valid.sum(1).float().mean()),
+                coverage=candidate_coverage(kpts, valid, gt, norm, thrs))
