@@ -131,6 +131,10 @@ class ClusteringRounds:
         corner_spacing (float): With ``candidates='corners'``: two corners
             are at least this share of the input side apart. Defaults to
             0.045.
+        corner_subpix (float): With ``candidates='corners'``: move each
+            corner to where the edges around it meet (OpenCV's
+            ``cornerSubPix``), searching this share of the input side
+            around it (a half-window; 0: no refinement). Defaults to 0.
         corner_rank (bool): With ``decode='peaks'``: rank the first
             round's clusters by their peak margin times the image's corner
             response at the peak (relative to its mean), so that the K
@@ -157,6 +161,7 @@ class ClusteringRounds:
                  refine_steps: int = 1,
                  corner_window: float = 0.08,
                  corner_spacing: float = 0.045,
+                 corner_subpix: float = 0.0,
                  corner_rank: bool = False) -> None:
         if interval <= 0:
             raise ValueError('interval must be positive')
@@ -178,6 +183,10 @@ class ClusteringRounds:
                                  'a share of the input side in (0, 1)')
         self.corner_window = float(corner_window)
         self.corner_spacing = float(corner_spacing)
+        if not 0 <= corner_subpix < 0.5:
+            raise ValueError(f'clustering: corner_subpix={corner_subpix!r} '
+                             'must be a share of the input side in [0, 0.5)')
+        self.corner_subpix = float(corner_subpix)
         self.corner_rank = bool(corner_rank)
         if min_candidates != 'k' and (not isinstance(min_candidates, int)
                                       or min_candidates < 0):
@@ -317,7 +326,8 @@ class ClusteringRounds:
                     boxes=[valid_input_box(ds.metainfo)
                            for ds in data['data_samples']],
                     corner_window=self._corner_window(side),
-                    corner_spacing=self.corner_spacing * side)
+                    corner_spacing=self.corner_spacing * side,
+                    corner_subpix=int(round(self.corner_subpix * side)))
             out = model.extract_keypoints(
                 data['inputs'], candidates=kind,
                 min_keypoints=self.min_keypoints(model), **corner_kwargs)

@@ -142,6 +142,8 @@ def test_bad_hook_values_fail_at_build():
     from mmuld.models import StageSchedule
     with pytest.raises(ValueError, match='num_pose_clusters=0'):
         ClusteringRounds(num_pose_clusters=0)
+    with pytest.raises(ValueError, match='corner_subpix=4'):
+        ClusteringRounds(corner_subpix=4)  # a share of the side, not px
     with pytest.raises(ValueError, match="unknown stage name 'dlpp'"):
         StageSchedule([dict(name='dlpp', iters=3)])
     with pytest.raises(ValueError, match='stage duld: lr=0 must be positive'):

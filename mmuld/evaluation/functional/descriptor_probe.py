@@ -148,7 +148,8 @@ def round_candidate_coverage(cfg, model, images: Tensor, gt: Tensor,
     side = float(images.shape[-1])
     kind = 'corners' if rounds.candidates == 'corners' else 'dense'
     kwargs = dict(corner_window=rounds._corner_window(side),
-                  corner_spacing=rounds.corner_spacing * side) \
+                  corner_spacing=rounds.corner_spacing * side,
+                  corner_subpix=int(round(rounds.corner_subpix * side))) \
         if kind == 'corners' else {}
     was_training = model.training
     model.eval()

@@ -85,7 +85,8 @@ def select_candidates(kind: str,
                       inputs: Optional[Tensor] = None,
                       boxes: Optional[Sequence[np.ndarray]] = None,
                       corner_window: int = 5,
-                      corner_spacing: float = 3.0
+                      corner_spacing: float = 3.0,
+                      corner_subpix: int = 0
                       ) -> Tuple[Tensor, Tensor, Tensor]:
     """Landmark candidates of a batch.
 
@@ -112,6 +113,8 @@ def select_candidates(kind: str,
             input).
         corner_window (int): Structure-tensor window, input pixels.
         corner_spacing (float): Least distance between corners, pixels.
+        corner_subpix (int): Half-window of the corners' sub-pixel
+            refinement (:func:`corner_candidates`; 0: none).
 
     Returns:
         tuple: ``keypoints`` (B, N, 2) in input pixels, ``scores`` (B, N)
@@ -127,7 +130,7 @@ def select_candidates(kind: str,
                   num_dense_candidates(dense_max_keypoints, heat.shape[-2:]))
         kpts, valid = corner_candidates(
             inputs, num, window=corner_window, spacing=corner_spacing,
-            boxes=boxes, margin=stride)
+            boxes=boxes, margin=stride, subpix=corner_subpix)
         return kpts, valid.to(heat.dtype), valid
     if kind == 'dense':
         cap = num_dense_candidates(dense_max_keypoints, heat.shape[-2:])

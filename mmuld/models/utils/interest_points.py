@@ -53,7 +53,8 @@ def corner_candidates(inputs: Tensor,
                       window: int = 5,
                       spacing: float = 3.0,
                       boxes: Optional[Sequence[np.ndarray]] = None,
-                      margin: float = 0.0) -> Tuple[Tensor, Tensor]:
+                      margin: float = 0.0,
+                      subpix: int = 0) -> Tuple[Tensor, Tensor]:
     """The ``num`` strongest Shi-Tomasi corners of each image.
 
     Args:
@@ -70,6 +71,11 @@ def corner_candidates(inputs: Tensor,
             edge of the padding is never one. Default: the whole input.
         margin (float): Corners keep this far (input pixels) from the box
             edge.
+        subpix (int): With ``subpix`` = r > 0 each corner is moved by
+            OpenCV's ``cornerSubPix`` (search window ``2 r + 1`` pixels),
+            which puts it where the edges around it meet: the structure
+            tensor peaks inside a pointed tip, not at it. Refined corners
+            stay inside the box. 0: the pixel of the strongest response.
 
     Returns:
         tuple: ``keypoints`` ``(B, num, 2)`` (x, y) input pixels (pixel
@@ -101,6 +107,16 @@ def corner_candidates(inputs: Tensor,
         if pts is None:
             continue
         pts = pts.reshape(-1, 2)[:num]
+        if subpix > 0:
+            pts = np.ascontiguousarray(pts.reshape(-1, 1, 2), np.float32)
+            cv2.cornerSubPix(
+                np.ascontiguousarray(gray[i]), pts, (subpix, subpix),
+                (-1, -1),
+                (cv2.TERM_CRITERIA_EPS + cv2.TERM_CRITERIA_MAX_ITER, 30,
+                 0.01))
+            pts = pts.reshape(-1, 2)
+            pts[:, 0] = pts[:, 0].clip(c0, c1 - 1)
+            pts[:, 1] = pts[:, 1].clip(r0, r1 - 1)
         kpts[i, :len(pts)] = pts
         valid[i, :len(pts)] = True
     return (torch.from_numpy(kpts).to(inputs.device),
