@@ -15,8 +15,10 @@ from mmuld.clustering.clustering_round import (health_warnings,
                                                peak_pseudo_labels,
                                                round_diagnostics, summarize)
 from mmuld.clustering.dense_decoding import similarity_peaks
+from mmuld.models.pose_estimators.landmark_decoder import DECODE_MODES
 from mmuld.models.pose_estimators.stages import Stage, schedule_of
 from mmuld.models.utils.border import near_border, valid_input_box
+from mmuld.models.utils.candidates import CANDIDATE_KINDS
 from mmuld.models.utils.interest_points import corner_strength
 from .dist_pass import broadcast, gather, inference_pass, on_rank0
 from .stage_entry import unwrap
@@ -172,7 +174,7 @@ class ClusteringRounds:
                                  'an integer >= 1')
         self.interval = interval
         self.dense_first_round = dense_first_round
-        if candidates not in ('dense', 'nms', 'corners'):
+        if candidates not in CANDIDATE_KINDS:
             raise ValueError("candidates must be 'dense', 'nms' or "
                              f"'corners', got {candidates!r}")
         self.candidates = candidates
@@ -205,7 +207,7 @@ class ClusteringRounds:
                              'must be a share of the input side in [0, 1)')
         self.overcluster = overcluster
         self.separation = separation
-        if decode not in ('exemplar', 'peaks'):
+        if decode not in DECODE_MODES:
             raise ValueError("clustering: decode must be 'exemplar' or "
                              f"'peaks', got {decode!r}")
         self.decode = decode

@@ -21,6 +21,7 @@ from torch import Tensor
 
 from mmuld.models.utils.affine import (affine_matrices, invert_affine,
                                        transform_points, warp_images)
+from mmuld.models.utils.border import in_frame
 from .functional.equivariance import equivariance_error
 
 
@@ -46,21 +47,6 @@ def transform_matrix(angle: float,
     return affine_matrices(
         torch.tensor([-float(angle)]), torch.tensor([bool(flip)]),
         size)[0].numpy()
-
-
-def in_frame(points: np.ndarray, size: Sequence[int]) -> np.ndarray:
-    """Which points lie inside an input of ``size`` ``(H, W)``.
-
-    Args:
-        points (np.ndarray): (..., 2) pixel coordinates ``(x, y)``.
-        size (Sequence[int]): ``(H, W)``.
-
-    Returns:
-        np.ndarray: (...) bool.
-    """
-    h, w = size
-    return ((points[..., 0] >= 0) & (points[..., 0] <= w - 1)
-            & (points[..., 1] >= 0) & (points[..., 1] <= h - 1))
 
 
 def predict_input_landmarks(model: torch.nn.Module,
@@ -106,9 +92,7 @@ def predict_input_landmarks(model: torch.nn.Module,
                                  'points sampled on the original input')
             points = transform_points(zs_points, matrix.to(zs_points))
         res = model.input_landmarks(inputs, data_samples, points=points)
-        sampled = res.get('points')
-        if sampled is not None and matrix is not None:
-            sampled = zs_points
+        sampled = zs_points if points is not None else res.get('points')
         return res['keypoints'].float(), res['visible'] > 0, sampled
     preds = model.predict(inputs, data_samples)
     kpts, vis = [], []

@@ -265,6 +265,10 @@ def _all_in_frame(fn):
 
     def mutated(points, size):
         import numpy as np
+        import torch
+        if isinstance(points, torch.Tensor):
+            return torch.ones(points.shape[:-1], dtype=torch.bool,
+                              device=points.device)
         return np.ones(points.shape[:-1], dtype=bool)
 
     return mutated
@@ -406,7 +410,7 @@ MUTANTS: List[Mutant] = [
                      'ZeroShotEstimator.samples_points', False), [T_EQV]),
     Mutant('equivariance_in_frame_filter_off',
            "the equivariance evaluation's in-frame filter disabled",
-           _function('mmuld.evaluation.equivariance_eval:in_frame',
+           _function('mmuld.models.utils.border:in_frame',
                      _all_in_frame), [T_EQV]),
     Mutant('corner_candidates_spread',
            'corner candidates replaced by points spread over the image',

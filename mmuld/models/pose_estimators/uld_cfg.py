@@ -10,6 +10,8 @@ own code uses on ``test_cfg``.
 from dataclasses import dataclass, fields
 from typing import Any, Optional, Tuple, Union
 
+from .landmark_decoder import DECODE_MODES
+
 
 class _CfgView:
     """``from_cfg`` with unknown-key checks and dict-style ``get``."""
@@ -130,7 +132,7 @@ class ULDTestCfg(_CfgView):
         if self.candidates not in ('dense', 'nms'):
             raise ValueError("test_cfg.candidates must be 'dense' or 'nms', "
                              f'got {self.candidates!r}')
-        if self.decode not in ('exemplar', 'peaks'):
+        if self.decode not in DECODE_MODES:
             raise ValueError("test_cfg.decode must be 'exemplar' or 'peaks',"
                              f' got {self.decode!r}')
 

@@ -15,6 +15,7 @@ from torch import Tensor
 from mmuld.clustering import KMeansResult, kmeans
 from mmuld.registry import MODELS
 from ..backbones.hyperfeatures_loader import load_hyperfeatures_aggregator
+from ..utils.border import in_frame
 from ..utils.coords import (ArrayLike, as_float_tensor, image_to_input_coords,
                             input_to_image_coords, roi_to_input)
 from ..utils.keypoint_ops import sample_descriptors
@@ -340,9 +341,7 @@ class ZeroShotEstimator(BasePoseEstimator):
             points, desc, valid = self.sample_descriptors_in_roi(
                 inputs, data_samples)
         else:
-            h, w = inputs.shape[-2:]
-            valid = ((points[..., 0] >= 0) & (points[..., 0] <= w - 1)
-                     & (points[..., 1] >= 0) & (points[..., 1] <= h - 1))
+            valid = in_frame(points, inputs.shape[-2:])
             feat = self.extract_feat(inputs)[-1]
             desc = sample_descriptors(
                 feat.float(), points, self.stride, normalize=True)

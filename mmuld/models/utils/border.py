@@ -1,6 +1,6 @@
 # Copyright (c) mmuld contributors. All rights reserved.
 """Where the crop border and the padding are, for diagnostics."""
-from typing import Mapping
+from typing import Mapping, Sequence, Union
 
 import numpy as np
 import torch
@@ -13,6 +13,23 @@ from .coords import image_to_input_coords
 #: the image in the clustering-round diagnostics, :func:`near_border`; the
 #: crop edge in the learnability benchmark's border share).
 BORDER_CELLS = 2.0
+
+
+def in_frame(points: Union[np.ndarray, Tensor],
+             size: Sequence[int]) -> Union[np.ndarray, Tensor]:
+    """Which points lie inside an input of ``size`` ``(H, W)`` (pixel
+    centres at integers, from 0 to ``W - 1`` and ``H - 1``).
+
+    Args:
+        points (np.ndarray | Tensor): (..., 2) pixel coordinates ``(x, y)``.
+        size (Sequence[int]): ``(H, W)``.
+
+    Returns:
+        np.ndarray | Tensor: (...) bool, of the type of ``points``.
+    """
+    h, w = size
+    return ((points[..., 0] >= 0) & (points[..., 0] <= w - 1)
+            & (points[..., 1] >= 0) & (points[..., 1] <= h - 1))
 
 
 def valid_input_box(metainfo: Mapping) -> np.ndarray:
