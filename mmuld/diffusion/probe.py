@@ -6,7 +6,9 @@ mean of the (L2-normalised, all tapped layers, all timesteps) UNet features
 at its position over the reference images; on each query image the keypoint
 is predicted at the cell most similar to that mean. The error is the mean
 distance to the ground truth in units of the image side. Features that know
-where the parts are give a low error; random weights give a high one.
+where the parts are give a low error; random weights give a high one. The
+baseline is :func:`mean_position_error`: each keypoint predicted at its mean
+position, which features that know nothing can match.
 """
 import json
 import os.path as osp
@@ -75,6 +77,26 @@ def keypoint_probe_error(backbone, ref_images: Tensor, ref_kpts: Tensor,
     pred = torch.stack([best % size, best // size], -1).float()
     pred = (pred + 0.5) / size
     return float((pred - query_kpts).norm(dim=-1).mean())
+
+
+def mean_position_error(ref_kpts: Tensor, query_kpts: Tensor) -> float:
+    """The probe's baseline: every query keypoint at its mean position.
+
+    Features that carry no information still score this much if their
+    best match falls where the keypoint usually is (e.g. a pattern that is
+    the same in every image, such as the fixed-seed noise at a large
+    timestep), so a probe error shows what features know only when it is
+    below this one.
+
+    Args:
+        ref_kpts (Tensor): (N, K, 2) reference keypoints in [0, 1].
+        query_kpts (Tensor): (M, K, 2) query keypoints in [0, 1].
+
+    Returns:
+        float: Mean distance between the reference mean and the query
+        keypoints, in units of the image side.
+    """
+    return float((query_kpts - ref_kpts.mean(0)).norm(dim=-1).mean())
 
 
 def load_keypoint_images(data_root: str, ann_file: str, size: int,

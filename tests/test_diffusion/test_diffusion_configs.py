@@ -79,3 +79,4 @@ def test_probe_tool_scores_the_trained_model(world):
         '--query-ann', 'annotations/test.json', sd
     ])
     assert 0 <= errors[sd] < math.sqrt(2)
+    assert 0 < errors['mean position'] < math.sqrt(2)

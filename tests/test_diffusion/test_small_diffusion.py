@@ -13,7 +13,7 @@ from safetensors.torch import load_file
 from mmuld.datasets.synthetic_common import split_rng
 from mmuld.datasets.synthetic_faces import FaceWorldConfig, render_face
 from mmuld.diffusion import SmallDiffusionConfig, SmallDiffusionTrainer
-from mmuld.diffusion.probe import keypoint_probe_error
+from mmuld.diffusion.probe import keypoint_probe_error, mean_position_error
 from mmuld.models.backbones import StableDiffusionBackbone
 
 UNET_WEIGHTS = 'unet/diffusion_pytorch_model.safetensors'
@@ -154,6 +154,13 @@ def test_keypoint_probe_on_known_answers():
         kpts[:4])
     assert exact == pytest.approx(0.0, abs=1e-6)
     assert blind > 0.2
+
+
+def test_mean_position_baseline_on_known_answers():
+    ref = torch.tensor([[[0.2, 0.2]], [[0.4, 0.6]]])  # mean (0.3, 0.4)
+    # 0, 0.5 and 0 away from the reference mean
+    query = torch.tensor([[[0.3, 0.4]], [[0.6, 0.8]], [[0.3, 0.4]]])
+    assert mean_position_error(ref, query) == pytest.approx(0.5 / 3)
 
 
 def _denoising_mse(trainer, image_dir):

@@ -5,7 +5,9 @@ Nearest-feature correspondence (mmuld.diffusion.probe): each keypoint's
 mean feature over the reference images is searched for on each query
 image; prints the mean error in units of the image side for every
 diffusers folder given (e.g. a model of train_small_diffusion.py against
-the same architecture with random weights)::
+the same architecture with random weights), after the baseline that puts
+each keypoint at its mean position: features know something only when
+they beat it::
 
     .venv/bin/python tools/analysis/diffusion_probe.py --data-root DATA \\
         --ref-ann annotations/train.json --query-ann annotations/test.json \\
@@ -20,7 +22,8 @@ if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
 
 from mmuld.diffusion.probe import (keypoint_probe_error,  # noqa: E402
-                                   load_keypoint_images)
+                                   load_keypoint_images,
+                                   mean_position_error)
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -44,7 +47,9 @@ def main(argv=None) -> dict:
     query = load_keypoint_images(args.data_root,
                                  osp.join(args.data_root, args.query_ann),
                                  args.size, args.num_query)
-    errors = {}
+    errors = {'mean position': mean_position_error(ref[1], query[1])}
+    print(f'mean position (baseline): keypoint probe error '
+          f'{errors["mean position"]:.4f} of the image side')
     for path in args.models:
         backbone = StableDiffusionBackbone(
             pretrained=path, agg_channels=8, out_stride=4)
