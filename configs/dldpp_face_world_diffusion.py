@@ -7,7 +7,9 @@
 # instead of its corners (below): on these features it gives 0.23 x
 # the mean shape's forward NME where the paper's choices
 # (configs/dldpp_face_world_diffusion_paper.py) give 0.82 x
-# (docs/methods.md, "Frozen diffusion features on a CPU"). With SD-1.5 use
+# (docs/methods.md, "Frozen diffusion features on a CPU"; there too flips,
+# exemplar decoding and a trained aggregator in the last two stages, each
+# measured on its own: none better). With SD-1.5 use
 # configs/dldpp_face_world_sd.py. Two steps on 2 CPU cores:
 #   .venv/bin/python tools/misc/train_small_diffusion.py DATA \
 #       DATA/small_sd --ann DATA/annotations/train.json
