@@ -210,6 +210,76 @@ def test_exemplar_is_nearest_point_of_its_cluster(fitted, setup):
         torch.testing.assert_close(out['keypoints'][0, c], pts[0, best])
 
 
+def test_corner_samples_lie_on_corners_inside_the_roi(setup):
+    """samples='corners': the samples are the RoI's strongest corners: on
+    a white square on black they are its four corners, and a corner
+    outside the RoI is never taken."""
+    from mmuld.registry import MODELS
+    cfg, _, _, test = setup
+    with pytest.raises(ValueError, match='samples must be one of'):
+        MODELS.build(dict(cfg.model, samples='grid'))
+    model = MODELS.build(
+        dict(cfg.model, samples='corners', samples_per_image=8)).eval()
+    s = test['inputs'].shape[-1]
+    inputs = -torch.ones(1, 3, s, s)
+    a, b = s // 4, 3 * s // 4
+    inputs[..., a:b, a:b] = 1.0
+    ds = test['data_samples'][0].clone()
+    ds.set_metainfo(dict(input_center=np.array([s / 2, s / 2]),
+                         input_scale=np.array([s, s], dtype=np.float32),
+                         input_size=(s, s), ori_shape=(s, s)))
+    ds.gt_instances.bboxes = np.array([[0, 0, s - 1, s - 1]], np.float32)
+    pts, desc, valid = model.sample_descriptors_in_roi(inputs, [ds])
+    assert desc.shape[:2] == pts.shape[:2] == (1, 8)
+    found = pts[0][valid[0]]
+    square = torch.tensor([[a, a], [b - 1, a], [a, b - 1], [b - 1, b - 1]],
+                          dtype=torch.float32)
+    # each corner of the square has a sample within 2 px
+    assert (torch.cdist(square, found).min(1).values <= 2.0).all()
+    # an RoI around the top-left corner only: no sample near the others
+    ds.gt_instances.bboxes = np.array([[0, 0, s // 2, s // 2]], np.float32)
+    pts, _, valid = model.sample_descriptors_in_roi(inputs, [ds])
+    found = pts[0][valid[0]]
+    assert len(found) >= 1
+    assert (found <= s // 2 + 0.5).all()
+    assert torch.cdist(square[:1], found).min() <= 2.0
+
+
+def test_peak_decoding_finds_the_cell_a_centroid_was_taken_from(setup):
+    """decode='peaks': a centroid copied from one cell of an image peaks
+    at that cell (known answer), inside the RoI, and the mode is checked."""
+    from mmuld.registry import MODELS
+    cfg, _, _, test = setup
+    with pytest.raises(ValueError, match='decode must be one of'):
+        MODELS.build(dict(cfg.model, decode='argmax'))
+    model = MODELS.build(dict(cfg.model, decode='peaks')).eval()
+    assert not model.samples_points
+    inputs, samples = test['inputs'][:2], test['data_samples'][:2]
+    with torch.no_grad():
+        feat = torch.nn.functional.normalize(
+            model.extract_feat(inputs)[-1].float(), dim=1)
+    h, w = feat.shape[-2:]
+    mask = model.roi_cells(samples, tuple(inputs.shape[-2:]), (h, w))
+    # K cells inside the first image's RoI and off the border
+    inside = mask[0].clone()
+    inside[[0, -1]] = False
+    inside[:, [0, -1]] = False
+    cells = inside.nonzero()
+    cells = cells[torch.linspace(0, len(cells) - 1, K).long()]
+    model.set_centroids(feat[0, :, cells[:, 0], cells[:, 1]].T)
+    res = model.input_landmarks(inputs, samples)
+    assert res['keypoints'].shape == (2, K, 2)
+    assert bool(res['visible'].all())
+    cell_xy = (res['keypoints'][0] + 0.5) / model.stride - 0.5
+    # a parabola fit moves a peak by at most half a cell
+    assert (cell_xy - cells.flip(1).float()).abs().max() <= 0.5 + 1e-4
+    torch.testing.assert_close(res['scores'][0], torch.ones(K))
+    # in every image the peaks stay in the RoI's cells
+    for b in range(2):
+        c = ((res['keypoints'][b] + 0.5) / model.stride - 0.5).round().long()
+        assert bool(mask[b, c[:, 1], c[:, 0]].all())
+
+
 def test_centroids_in_state_dict(fitted, setup):
     from mmuld.registry import MODELS
     cfg = setup[0]
@@ -337,6 +407,14 @@ def test_fit_hook_saves_then_reuses(tmp_path, tiny_sd_dir):
     runner3.call_hook('before_test')
     assert _hook(runner3).source == 'fitted'
     assert torch.load(path, weights_only=True)['meta']['num_points'] == 400
+
+    # corners instead of random pixels: refitted too
+    cfg4 = _cfg(tiny_sd_dir, work, 'zs_run4')
+    cfg4.model.samples_per_image = 50
+    cfg4.model.samples = 'corners'
+    runner4 = Runner.from_cfg(cfg4)
+    runner4.call_hook('before_test')
+    assert _hook(runner4).source == 'fitted'
 
 
 def test_landmark_dump_metric_format(tmp_path):

@@ -53,12 +53,17 @@ def fit_signature(model: torch.nn.Module,
         extra (object): Other settings (e.g. the K-means config).
 
     Returns:
-        str: Hex digest of K, samples per image, seed, the dataset config
-        (with the content of its ``LoadRoIs`` RoI files) and ``extra``.
+        str: Hex digest of K, samples per image, how they are picked
+        (random or corners, with the corner settings), seed, the dataset
+        config (with the content of its ``LoadRoIs`` RoI files) and
+        ``extra``.
     """
     dataset = (dataloader_cfg or {}).get('dataset', None)
+    sampling = tuple(
+        getattr(model, name, None)
+        for name in ('samples', 'corner_window', 'corner_spacing'))
     desc = repr(
-        (model.num_landmarks, model.samples_per_image, model.seed,
+        (model.num_landmarks, model.samples_per_image, model.seed, sampling,
          _canonical(dataset), _canonical(extra), _roi_file_hashes(dataset)))
     return hashlib.sha1(desc.encode()).hexdigest()
 

@@ -55,7 +55,8 @@ class LandmarkDecoder:
                  pose: Optional[Tensor] = None,
                  scores: Optional[Tensor] = None,
                  desc_map: Optional[Tensor] = None,
-                 refine: bool = False) -> Dict[str, Tensor]:
+                 refine: bool = False,
+                 mask: Optional[Tensor] = None) -> Dict[str, Tensor]:
         """Decode a batch.
 
         Args:
@@ -73,6 +74,8 @@ class LandmarkDecoder:
                 (``'peaks'`` and ``refine``).
             refine (bool): Refine exemplars on the similarity map (for
                 candidates at map-cell centres).
+            mask (Tensor, optional): (B, h, w) bool, the cells that may
+                hold a peak (``'peaks'``; None: every cell off the border).
 
         Returns:
             dict: ``keypoints`` (B, K, 2) input pixels, ``scores`` (B, K),
@@ -86,7 +89,7 @@ class LandmarkDecoder:
             pose = torch.zeros(bsz, dtype=torch.long,
                                device=keypoints.device)
         if self.mode == 'peaks':
-            return self.peaks(desc_map, centroids[pose], pose)
+            return self.peaks(desc_map, centroids[pose], pose, mask)
         from mmuld.clustering import image_exemplars
         k = centroids.shape[1]
         idx = torch.empty((bsz, k), dtype=torch.long, device=keypoints.device)
@@ -130,14 +133,16 @@ class LandmarkDecoder:
         res['pose_labels'] = torch.zeros(bsz, dtype=torch.long, device=dev)
         return res
 
-    def peaks(self, desc_map: Tensor, centroids: Tensor,
-              pose: Tensor) -> Dict[str, Tensor]:
+    def peaks(self, desc_map: Tensor, centroids: Tensor, pose: Tensor,
+              mask: Optional[Tensor] = None) -> Dict[str, Tensor]:
         """``'peaks'``: each centroid's similarity peak over the map.
 
         Args:
             desc_map (Tensor): (B, D, h, w) descriptors.
             centroids (Tensor): (B, K, D) each image's centroids.
             pose (Tensor): (B,) pose clusters (returned as they are).
+            mask (Tensor, optional): (B, h, w) bool, cells that may hold a
+                peak.
 
         Returns:
             dict: as :meth:`__call__`; a landmark's score is its peak
@@ -146,7 +151,8 @@ class LandmarkDecoder:
         from mmuld.clustering.dense_decoding import similarity_peaks
         res = similarity_peaks(desc_map, centroids.to(desc_map.dtype),
                                self.stride, radius=self.stride,
-                               border=self.border, with_descriptors=True)
+                               border=self.border, mask=mask,
+                               with_descriptors=True)
         return dict(keypoints=res['keypoints'], scores=res['peak'],
                     visible=res['valid'].float(),
                     descriptors=res['descriptors'], pose_labels=pose)

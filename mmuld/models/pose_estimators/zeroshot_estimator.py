@@ -1,8 +1,9 @@
 # Copyright (c) mmuld contributors. All rights reserved.
 """ZeroShot landmark discovery baseline (paper Sec. 3.1)."""
 import zlib
-from typing import Dict, Optional, Tuple
+from typing import Dict, List, Optional, Tuple
 
+import numpy as np
 import torch
 from mmengine.logging import print_log
 from mmengine.model import BaseModel
@@ -15,12 +16,16 @@ from torch import Tensor
 from mmuld.clustering import KMeansResult, kmeans
 from mmuld.registry import MODELS
 from ..backbones.hyperfeatures_loader import load_hyperfeatures_aggregator
-from ..utils.border import in_frame
+from ..utils.border import in_frame, valid_input_box
 from ..utils.coords import (ArrayLike, as_float_tensor, image_to_input_coords,
                             input_to_image_coords, roi_to_input)
+from ..utils.interest_points import corner_candidates
 from ..utils.keypoint_ops import sample_descriptors
-from .landmark_decoder import LandmarkDecoder
+from .landmark_decoder import DECODE_MODES, LandmarkDecoder
 from .utils import adopt_buffer_shapes, to_pred_instances
+
+#: How :meth:`ZeroShotEstimator.sample_descriptors_in_roi` picks pixels.
+SAMPLE_KINDS = ('random', 'corners')
 
 # the coordinate helpers live in mmuld.models.utils.coords; re-exported
 # here so existing imports keep working
@@ -37,14 +42,18 @@ class ZeroShotEstimator(BasePoseEstimator):
     ``F_ag = Psi_b(x)`` comes from the backbone alone (no head, no
     training). For every image, ``samples_per_image`` pixels are sampled
     uniformly inside the RoI (the sample's ``gt_instances.bboxes``, which
-    :class:`LoadRoIs` can replace with detector boxes) and their
-    L2-normalised ``F_ag`` descriptors are extracted. On the training set,
-    the descriptors are clustered with K-means into K centroids
-    (:meth:`fit`, run by :class:`ZeroShotFitHook`); at test time every
-    sampled pixel gets the label of its nearest centroid and, per cluster,
-    the pixel nearest to the centroid is the landmark (exemplar
-    assignment). Clusters without any pixel are reported with
-    ``keypoints_visible = 0``.
+    :class:`LoadRoIs` can replace with detector boxes), or with
+    ``samples='corners'`` taken at the RoI's strongest Shi-Tomasi corners,
+    and their L2-normalised ``F_ag`` descriptors are extracted. On the
+    training set, the descriptors are clustered with K-means into K centroids
+    (:meth:`fit`, run by :class:`ZeroShotFitHook`). At test time, with
+    ``decode='exemplar'`` (the paper), every sampled pixel gets the label
+    of its nearest centroid and, per cluster, the pixel nearest to the
+    centroid is the landmark (exemplar assignment); clusters without any
+    pixel are reported with ``keypoints_visible = 0``. With
+    ``decode='peaks'`` a landmark is instead the peak of its centroid's
+    cosine similarity over the map cells inside the RoI, refined by a
+    parabola fit (as ``ULDEstimator`` decodes with ``decode='peaks'``).
 
     The centroids are the buffer ``zs_centroids`` (K, D), so a checkpoint
     of this model holds everything needed for inference.
@@ -52,11 +61,23 @@ class ZeroShotEstimator(BasePoseEstimator):
     Args:
         backbone (dict): Backbone config (``StableDiffusionBackbone``).
         num_landmarks (int): K, landmarks to discover. Defaults to 10.
-        samples_per_image (int): Random pixels sampled inside the RoI of
-            each image. Defaults to 200.
+        samples_per_image (int): Pixels sampled inside the RoI of each
+            image (with ``samples='corners'``: at most this many corners).
+            Defaults to 200.
         seed (int): Seed of the pixel sampling; the generator of each
             image is seeded with ``seed`` and the image's ``img_path`` /
             ``id``, so samples do not depend on the batch composition.
+        decode (str): ``'exemplar'`` (the paper) or ``'peaks'``; see above.
+            Defaults to ``'exemplar'``.
+        samples (str): ``'random'`` (the paper: uniform pixels in the RoI)
+            or ``'corners'`` (the ``samples_per_image`` strongest corners of
+            the RoI, :func:`corner_candidates`, one map cell from the edge
+            of the part of the input that shows the image). Defaults to
+            ``'random'``.
+        corner_window (float): Structure-tensor window of ``'corners'``,
+            a fraction of the input side. Defaults to 0.08.
+        corner_spacing (float): Least distance between two corners, a
+            fraction of the input side. Defaults to 0.045.
         aggregator_ckpt (str, optional): A trained Diffusion Hyperfeatures
             aggregation network (the public release's checkpoint) loaded
             into the backbone's aggregator
@@ -69,15 +90,22 @@ class ZeroShotEstimator(BasePoseEstimator):
         metainfo (dict, optional): Dataset meta information.
     """
 
-    #: Landmarks are picked among randomly sampled pixels, so a caller
-    #: comparing two views passes the same pixels to ``input_landmarks``.
-    samples_points = True
+    @property
+    def samples_points(self) -> bool:
+        """Whether landmarks are picked among the sampled pixels (exemplar
+        decoding, random or corner samples), so that a caller comparing
+        two views passes the same pixels to :meth:`input_landmarks`."""
+        return self.decode == 'exemplar'
 
     def __init__(self,
                  backbone: ConfigType,
                  num_landmarks: int = 10,
                  samples_per_image: int = 200,
                  seed: int = 0,
+                 decode: str = 'exemplar',
+                 samples: str = 'random',
+                 corner_window: float = 0.08,
+                 corner_spacing: float = 0.045,
                  aggregator_ckpt: Optional[str] = None,
                  test_cfg: OptConfigType = None,
                  data_preprocessor: OptConfigType = None,
@@ -89,6 +117,12 @@ class ZeroShotEstimator(BasePoseEstimator):
         if int(samples_per_image) < 1:
             raise ValueError('samples_per_image must be >= 1, got '
                              f'{samples_per_image}')
+        if decode not in DECODE_MODES:
+            raise ValueError(f'decode must be one of {DECODE_MODES}, got '
+                             f'{decode!r}')
+        if samples not in SAMPLE_KINDS:
+            raise ValueError(f'samples must be one of {SAMPLE_KINDS}, got '
+                             f'{samples!r}')
         # BasePoseEstimator.__init__ requires a head config (mmpose 1.3's
         # check_and_update_config fails on head=None): set up the same
         # state without it.
@@ -110,6 +144,10 @@ class ZeroShotEstimator(BasePoseEstimator):
         self.num_landmarks = int(num_landmarks)
         self.samples_per_image = int(samples_per_image)
         self.seed = int(seed)
+        self.decode = decode
+        self.samples = samples
+        self.corner_window = float(corner_window)
+        self.corner_spacing = float(corner_spacing)
         #: number of samples whose RoI was empty / degenerate (whole input
         #: used instead)
         self.num_roi_fallbacks = 0
@@ -231,8 +269,9 @@ class ZeroShotEstimator(BasePoseEstimator):
         Returns:
             tuple[Tensor, Tensor, Tensor]: ``points`` (B, N, 2) in input
             pixels, ``descriptors`` (B, N, D) L2-normalised ``F_ag``
-            descriptors and ``valid`` (B, N) bool (all True: degenerate RoIs
-            fall back to the whole input).
+            descriptors and ``valid`` (B, N) bool (degenerate RoIs fall
+            back to the whole input; random samples are all valid, corner
+            rows beyond an RoI's corners are not).
         """
         if inputs.dim() != 4:
             raise ValueError(
@@ -242,19 +281,51 @@ class ZeroShotEstimator(BasePoseEstimator):
                              f'of {inputs.shape[0]} images')
         hw = tuple(inputs.shape[-2:])
         n = self.samples_per_image
-        points = []
-        for i, ds in enumerate(data_samples):
-            roi = self.roi_in_input(ds, hw)
-            gen = torch.Generator().manual_seed(self._sample_key(ds, i))
-            u = torch.rand(n, 2, generator=gen)
-            points.append(roi[:2] + u * (roi[2:] - roi[:2]))
-        points = torch.stack(points).to(inputs.device)
+        rois = [self.roi_in_input(ds, hw) for ds in data_samples]
+        if self.samples == 'corners':
+            points, valid = self.corner_points(inputs, data_samples, rois)
+        else:
+            points = []
+            for i, (ds, roi) in enumerate(zip(data_samples, rois)):
+                gen = torch.Generator().manual_seed(self._sample_key(ds, i))
+                u = torch.rand(n, 2, generator=gen)
+                points.append(roi[:2] + u * (roi[2:] - roi[:2]))
+            points = torch.stack(points).to(inputs.device)
+            valid = torch.ones(
+                points.shape[:2], dtype=torch.bool, device=inputs.device)
         feat = self.extract_feat(inputs)[-1]
         desc = sample_descriptors(
             feat.float(), points, self.stride, normalize=True)
-        valid = torch.ones(
-            points.shape[:2], dtype=torch.bool, device=inputs.device)
         return points, desc, valid
+
+    def corner_points(self, inputs: Tensor, data_samples: SampleList,
+                      rois: List[Tensor]) -> Tuple[Tensor, Tensor]:
+        """``samples='corners'``: the strongest corners of every RoI.
+
+        Args:
+            inputs (Tensor): (B, 3, S, S) inputs.
+            data_samples (list[PoseDataSample]): Their samples.
+            rois (list[Tensor]): (4,) RoI of each, input pixels.
+
+        Returns:
+            tuple[Tensor, Tensor]: ``points`` (B, N, 2) and ``valid`` (B, N)
+            (False for the rows of an RoI with fewer corners).
+        """
+        side = float(max(inputs.shape[-2:]))
+        boxes = []
+        for ds, roi in zip(data_samples, rois):
+            shown = valid_input_box(ds.metainfo)
+            boxes.append(np.array([
+                max(shown[0], float(roi[0]) - 0.5),
+                max(shown[1], float(roi[1]) - 0.5),
+                min(shown[2], float(roi[2]) + 0.5),
+                min(shown[3], float(roi[3]) + 0.5)
+            ]))
+        window = max(3, int(round(self.corner_window * side)) // 2 * 2 + 1)
+        return corner_candidates(
+            inputs, self.samples_per_image, window=window,
+            spacing=self.corner_spacing * side, boxes=boxes,
+            margin=self.stride)
 
     # ------------------------------------------------------------------ #
     # fitting
@@ -331,12 +402,16 @@ class ZeroShotEstimator(BasePoseEstimator):
             points (Tensor, optional): (B, N, 2) input pixels to decode
                 from instead of a fresh RoI sample (e.g. the sample of the
                 untransformed input moved by a known transform); points
-                outside the input are dropped.
+                outside the input are dropped. Unused with
+                ``decode='peaks'``, which samples no pixels.
 
         Returns:
-            dict: as :meth:`assign_landmarks`, plus the ``points`` sampled.
+            dict: as :meth:`assign_landmarks`, plus the ``points`` sampled
+            (with ``decode='peaks'``: the landmarks).
         """
         self._check_fitted()
+        if self.decode == 'peaks':
+            return self.peak_landmarks(inputs, data_samples)
         if points is None:
             points, desc, valid = self.sample_descriptors_in_roi(
                 inputs, data_samples)
@@ -346,6 +421,52 @@ class ZeroShotEstimator(BasePoseEstimator):
             desc = sample_descriptors(
                 feat.float(), points, self.stride, normalize=True)
         return dict(self.assign_landmarks(points, desc, valid), points=points)
+
+    def roi_cells(self, data_samples: SampleList, input_hw: Tuple[int, int],
+                  map_hw: Tuple[int, int]) -> Tensor:
+        """Map cells whose centres lie inside each sample's RoI.
+
+        Args:
+            data_samples (list[PoseDataSample]): The batch's samples.
+            input_hw (tuple[int, int]): Input height and width.
+            map_hw (tuple[int, int]): Feature map height and width.
+
+        Returns:
+            Tensor: (B, h, w) bool.
+        """
+        h, w = map_hw
+        ys = (torch.arange(h, dtype=torch.float32) + 0.5) * self.stride - 0.5
+        xs = (torch.arange(w, dtype=torch.float32) + 0.5) * self.stride - 0.5
+        masks = []
+        for i, ds in enumerate(data_samples):
+            x1, y1, x2, y2 = self.roi_in_input(ds, input_hw).tolist()
+            masks.append(((ys >= y1) & (ys <= y2))[:, None]
+                         & ((xs >= x1) & (xs <= x2))[None, :])
+        return torch.stack(masks)
+
+    def peak_landmarks(self, inputs: Tensor,
+                       data_samples: SampleList) -> Dict[str, Tensor]:
+        """``decode='peaks'``: each centroid's similarity peak in the RoI.
+
+        Args:
+            inputs (Tensor): (B, 3, S, S) preprocessed inputs.
+            data_samples (list[PoseDataSample]): The batch's samples (their
+                RoIs; an RoI that holds no cell centre leaves the whole map).
+
+        Returns:
+            dict: as :meth:`assign_landmarks` (a landmark's score is its
+            peak cosine similarity), plus ``points``: the landmarks.
+        """
+        feat = torch.nn.functional.normalize(
+            self.extract_feat(inputs)[-1].float(), dim=1)
+        mask = self.roi_cells(data_samples, tuple(inputs.shape[-2:]),
+                              tuple(feat.shape[-2:])).to(feat.device)
+        res = LandmarkDecoder(self.stride, 'peaks', border=1)(
+            self.zs_centroids[None].to(feat), feat.new_zeros(len(feat), 0, 2),
+            feat.new_zeros(len(feat), 0, feat.shape[1]), None,
+            desc_map=feat, mask=mask)
+        del res['pose_labels']
+        return dict(res, points=res['keypoints'])
 
     @torch.no_grad()
     def predict(self, inputs: Tensor, data_samples: SampleList) -> SampleList:
