@@ -19,7 +19,7 @@ from mmuld.models.pose_estimators.landmark_decoder import DECODE_MODES
 from mmuld.models.pose_estimators.stages import Stage, schedule_of
 from mmuld.models.utils.border import near_border, valid_input_box
 from mmuld.models.utils.candidates import CANDIDATE_KINDS
-from mmuld.models.utils.interest_points import corner_strength
+from mmuld.models.utils.interest_points import corner_strength, window_pixels
 from .dist_pass import broadcast, gather, inference_pass, on_rank0
 from .stage_entry import unwrap
 
@@ -352,7 +352,7 @@ class ClusteringRounds:
 
     def _corner_window(self, side: float) -> int:
         """The structure tensor's window in pixels for an input side."""
-        return max(3, int(round(self.corner_window * side)) // 2 * 2 + 1)
+        return window_pixels(self.corner_window, side)
 
     def _peak_pass(self, runner, centroids: torch.Tensor,
                    with_descriptors: bool,

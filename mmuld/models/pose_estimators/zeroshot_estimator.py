@@ -19,7 +19,7 @@ from ..backbones.hyperfeatures_loader import load_hyperfeatures_aggregator
 from ..utils.border import in_frame, valid_input_box
 from ..utils.coords import (ArrayLike, as_float_tensor, image_to_input_coords,
                             input_to_image_coords, roi_to_input)
-from ..utils.interest_points import corner_candidates
+from ..utils.interest_points import corner_candidates, window_pixels
 from ..utils.keypoint_ops import sample_descriptors
 from .landmark_decoder import DECODE_MODES, LandmarkDecoder
 from .utils import adopt_buffer_shapes, to_pred_instances
@@ -321,9 +321,9 @@ class ZeroShotEstimator(BasePoseEstimator):
                 min(shown[2], float(roi[2]) + 0.5),
                 min(shown[3], float(roi[3]) + 0.5)
             ]))
-        window = max(3, int(round(self.corner_window * side)) // 2 * 2 + 1)
         return corner_candidates(
-            inputs, self.samples_per_image, window=window,
+            inputs, self.samples_per_image,
+            window=window_pixels(self.corner_window, side),
             spacing=self.corner_spacing * side, boxes=boxes,
             margin=self.stride)
 
@@ -461,10 +461,9 @@ class ZeroShotEstimator(BasePoseEstimator):
             self.extract_feat(inputs)[-1].float(), dim=1)
         mask = self.roi_cells(data_samples, tuple(inputs.shape[-2:]),
                               tuple(feat.shape[-2:])).to(feat.device)
-        res = LandmarkDecoder(self.stride, 'peaks', border=1)(
-            self.zs_centroids[None].to(feat), feat.new_zeros(len(feat), 0, 2),
-            feat.new_zeros(len(feat), 0, feat.shape[1]), None,
-            desc_map=feat, mask=mask)
+        centroids = self.zs_centroids.to(feat).expand(len(feat), -1, -1)
+        res = LandmarkDecoder(self.stride, 'peaks', border=1).peaks(
+            feat, centroids, None, mask)
         del res['pose_labels']
         return dict(res, points=res['keypoints'])
 

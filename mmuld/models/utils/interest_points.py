@@ -21,6 +21,20 @@ from torch import Tensor
 from .keypoint_ops import sample_descriptors
 
 
+def window_pixels(fraction: float, side: float) -> int:
+    """A structure-tensor window given as a fraction of the input side,
+    in pixels: the nearest odd integer, at least 3.
+
+    Args:
+        fraction (float): Window side relative to the input side.
+        side (float): Input side, pixels.
+
+    Returns:
+        int: Odd window side, pixels.
+    """
+    return max(3, int(round(fraction * side)) // 2 * 2 + 1)
+
+
 def _check_window(fn: str, window: int) -> None:
     if window < 3 or window % 2 == 0:
         raise ValueError(f'{fn}: window={window!r} must be an odd integer '
