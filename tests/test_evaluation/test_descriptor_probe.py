@@ -53,7 +53,7 @@ def test_part_probe_tool_on_a_checkpoint(tmp_path):
     res = part_probe.main([
         cfg_path, ckpt, '--data-root', str(tmp_path / 'w'), '--train-ann',
         'annotations/train.json', '--test-ann', 'annotations/test.json',
-        '--thrs', '0.2', '1000', '--candidates'
+        '--thrs', '0.2', '1000', '--candidates', '--first-round'
     ])
     assert res['names'] == ['left_eye', 'right_eye', 'nose', 'left_mouth',
                             'right_mouth']
@@ -65,6 +65,24 @@ def test_part_probe_tool_on_a_checkpoint(tmp_path):
     cov = np.asarray(res['candidate_coverage'])
     assert cov.shape == (2, 5) and (cov[1] == 1).all()
     assert (cov[0] <= cov[1]).all()
+    # the first round on the 8 reference images: its best over-clusters
+    # and chosen landmarks, every one within 1000 normalisers
+    first = res['first_round']
+    best, chosen = np.asarray(first['best']), np.asarray(first['chosen'])
+    assert best.shape == chosen.shape == (2, 5)
+    assert (best[1] == 1).all() and (chosen[1] == 1).all()
+    assert (chosen <= best + 1e-9).all()
+    # the round as the config's options change it: ranked by the corner
+    # response, 3 over-clusters per landmark
+    ranked = part_probe.main([
+        cfg_path, ckpt, '--data-root', str(tmp_path / 'w'), '--train-ann',
+        'annotations/train.json', '--test-ann', 'annotations/test.json',
+        '--thrs', '1000', '--first-round', '--cfg-options',
+        'train_cfg.clustering.corner_rank=True',
+        'train_cfg.clustering.overcluster=3'
+    ])['first_round']
+    assert ranked['overclusters'] == 30
+    assert np.asarray(ranked['chosen']).shape == (1, 5)
 
 
 def test_candidate_coverage_on_known_answers():
@@ -81,3 +99,38 @@ def test_candidate_coverage_on_known_answers():
     np.testing.assert_allclose(cov[0], [0.5, 0.5])
     # at 4 px: part 0 in both, part 1 still not in image 0 (5 px)
     np.testing.assert_allclose(cov[1], [1.0, 0.5])
+
+
+def _square_candidates(parts=(0, 1, 2, 3), n: int = 60):
+    """Square-world maps and candidates at the given corners of every
+    square, with the map's descriptors there."""
+    from mmuld.models.utils import sample_descriptors
+    _, corners, maps = square_world(n=n, seed=0)
+    pts = torch.from_numpy(corners).float()[:, list(parts)]
+    desc = sample_descriptors(maps, pts, 4.0)
+    return maps, desc.reshape(-1, desc.shape[-1]), torch.from_numpy(corners)
+
+
+def test_first_round_probe_tells_a_missing_cluster_from_a_lost_choice():
+    from mmuld.evaluation.functional import first_round_probe
+    maps, desc, gt = _square_candidates()
+    kwargs = dict(stride=4.0, overcluster=2, separation=8.0,
+                  peak_radius=4.0, thrs=(0.2, ))
+    res = first_round_probe(maps, desc, gt, num_landmarks=4, **kwargs)
+    assert res['overclusters'] == 8
+    assert res['best'].shape == res['chosen'].shape == (1, 4)
+    # candidates on the four corners: each forms a cluster and the choice
+    # keeps all four
+    assert res['best'].min() >= 0.9 and res['chosen'].min() >= 0.9
+    assert (res['chosen'] <= res['best'] + 1e-9).all()
+    # three landmarks for four parts: every part still has its cluster,
+    # the choice leaves one out
+    three = first_round_probe(maps, desc, gt, num_landmarks=3, **kwargs)
+    assert three['best'].min() >= 0.9
+    assert sorted(three['chosen'][0] >= 0.9) == [False, True, True, True]
+    assert three['chosen'].min() == 0
+    # no candidate on the last corner: no cluster forms there
+    maps, desc, gt = _square_candidates(parts=(0, 1, 2))
+    missing = first_round_probe(maps, desc, gt, num_landmarks=4, **kwargs)
+    assert missing['best'][0, :3].min() >= 0.9
+    assert missing['best'][0, 3] <= 0.1

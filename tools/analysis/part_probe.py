@@ -7,8 +7,12 @@ the model decodes a centroid (mmuld.evaluation.functional.
 ground_truth_probe). Prints every part's accuracy at a few thresholds of
 the normaliser. High figures next to low part accuracy of the discovered
 landmarks (learnability.md) mean the clustering chose the wrong places;
-low figures mean the descriptors cannot tell the parts apart. For worlds
-with whole-image boxes (make_synthetic_world.py, make_photo_world.py)::
+low figures mean the descriptors cannot tell the parts apart.
+``--first-round`` splits the clustering's share in two: whether the first
+round's over-clusters form a cluster on each part at all, and whether its
+choice of K keeps it (mmuld.evaluation.functional.first_round_probe).
+For worlds with whole-image boxes (make_synthetic_world.py,
+make_photo_world.py)::
 
     .venv/bin/python tools/analysis/part_probe.py \\
         configs/dldpp_face_world_cpu.py \\
@@ -27,6 +31,7 @@ if ROOT not in sys.path:
 
 
 def parse_args(argv=None) -> argparse.Namespace:
+    from mmengine.config import DictAction
     p = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     p.add_argument('config', help='model config')
     p.add_argument('checkpoint', help='checkpoint of that model')
@@ -45,6 +50,13 @@ def parse_args(argv=None) -> argparse.Namespace:
                    help="also report how many reference images have a "
                    "clustering round's candidate near each part (the "
                    "config's train_cfg.clustering candidates)")
+    p.add_argument('--cfg-options', nargs='+', action=DictAction,
+                   default={}, help='override config settings, e.g. '
+                   'train_cfg.clustering.overcluster=10')
+    p.add_argument('--first-round', action='store_true',
+                   help="also run the config's first clustering round on "
+                   'the reference images (a peak round) and report, per '
+                   'part, its best over-cluster and the chosen K landmarks')
     return p.parse_args(argv)
 
 
@@ -64,12 +76,14 @@ def main(argv=None) -> dict:
     from mmuld.diffusion.probe import load_keypoint_images
     from mmuld.evaluation.functional import (descriptor_maps,
                                              ground_truth_probe,
-                                             round_candidate_coverage)
+                                             round_candidate_coverage,
+                                             round_first_choice)
     from mmuld.registry import MODELS
     from mmuld.utils import register_all_modules
     args = parse_args(argv)
     register_all_modules()
     cfg = Config.fromfile(args.config)
+    cfg.merge_from_dict(args.cfg_options)
     model = MODELS.build(cfg.model)
     load_checkpoint(model, args.checkpoint, map_location='cpu',
                     strict=False)
@@ -101,6 +115,20 @@ def main(argv=None) -> dict:
             f'part ({cov["kind"]} candidates, {cov["per_image"]:.1f} per '
             'image)', names, args.thrs, cov['coverage'])
         out['candidate_coverage'] = cov['coverage'].tolist()
+    if args.first_round:
+        first = round_first_choice(cfg, model, images_of['train'],
+                                   sets['train'][1], norm, args.thrs)
+        _print_table(
+            "the first clustering round's best of its "
+            f'{first["overclusters"]} over-clusters on each part '
+            '(reference images)', names, args.thrs, first['best'])
+        _print_table(
+            f"the first clustering round's {model.num_landmarks} chosen "
+            'landmarks (reference images)', names, args.thrs,
+            first['chosen'])
+        out['first_round'] = dict(best=first['best'].tolist(),
+                                  chosen=first['chosen'].tolist(),
+                                  overclusters=first['overclusters'])
     return out
 
 

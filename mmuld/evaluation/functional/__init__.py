@@ -3,7 +3,8 @@ from .ced import ced_auc, ced_curve, cumulative_landmark_curve
 from .cluster_quality import cluster_quality
 from .coverage import landmark_spread, part_coverage
 from .descriptor_probe import (candidate_coverage, descriptor_maps,
-                               ground_truth_probe, round_candidate_coverage)
+                               first_round_probe, ground_truth_probe,
+                               round_candidate_coverage, round_first_choice)
 from .equivariance import equivariance_error
 from .landmark_accuracy import per_landmark_accuracy
 from .nme import (INTEROCULAR_PRESETS, Normaliser, bbox_size,
@@ -17,5 +18,5 @@ __all__ = [
     'equivariance_error', 'yaw_breakdown', 'DEFAULT_YAW_BINS',
     'landmark_spread', 'part_coverage', 'ground_truth_probe',
     'candidate_coverage', 'round_candidate_coverage', 'descriptor_maps',
-    'normaliser', 'Normaliser'
+    'normaliser', 'Normaliser', 'first_round_probe', 'round_first_choice'
 ]

@@ -10,7 +10,7 @@ images, and is decoded on query images as the model decodes a centroid
 here with low accuracy of the discovered landmarks means the choice of
 landmarks is at fault; low accuracy here means the descriptors are.
 """
-from typing import Dict, Sequence
+from typing import Callable, Dict, Optional, Sequence
 
 import numpy as np
 import torch
@@ -120,6 +120,120 @@ def descriptor_maps(model, images: Tensor, batch_size: int = 64) -> Tensor:
     return torch.cat(maps)
 
 
+def first_round_probe(maps: Tensor,
+                      descriptors: Tensor,
+                      gt: Tensor,
+                      stride: float,
+                      num_landmarks: int,
+                      overcluster: Optional[float] = None,
+                      separation: float = 0.0,
+                      peak_radius: float = 0.0,
+                      border: int = 1,
+                      norm_points: Normaliser = (0, 1),
+                      thrs: Sequence[float] = (0.2, ),
+                      seed: int = 0,
+                      n_init: int = 10,
+                      saliency: Optional[Callable[[Tensor], Tensor]] = None
+                      ) -> Dict[str, np.ndarray]:
+    """The choice of a first peak round, scored with the answers.
+
+    The round that chooses the landmarks (:func:`peak_pseudo_labels`
+    without previous centroids) is run on the images' descriptor maps and
+    candidates as training runs it: K-means of the candidates into ``M =
+    overcluster * K`` clusters, every cluster's similarity peak in every
+    image, K sharply peaked distinct clusters kept. Per part it reports
+    two figures that tell where a part is lost: ``best``, the accuracy of
+    the over-cluster that hits it most often (low: no cluster forms on the
+    part, the candidates or the descriptors are at fault), and ``chosen``,
+    the accuracy of the K kept landmarks after Hungarian matching (low
+    with a high ``best``: the ranking left the part out).
+
+    Args:
+        maps (Tensor): ``(N, D, h, w)`` L2-normalised descriptor maps.
+        descriptors (Tensor): ``(P, D)`` the candidates' descriptors, all
+            images together.
+        gt (Tensor): ``(N, G, 2)`` ground truth, input pixels.
+        stride (float): Map stride in input pixels.
+        num_landmarks (int): K.
+        overcluster (float, optional): M / K (None: K clusters).
+        separation (float): Distinct parts are this far apart (input
+            pixels).
+        peak_radius (float): Radius of the peak margin (input pixels).
+        border (int): Map cells at the edge that hold no peak.
+        norm_points (tuple | str): As :func:`ground_truth_probe`.
+        thrs (Sequence[float]): Thresholds, shares of the normaliser.
+        seed (int): K-means seed.
+        n_init (int): K-means restarts.
+        saliency (callable, optional): ``keypoints (N, C, 2) -> (N, C)``,
+            the weight of each peak's margin in the ranking (as the
+            round's ``corner_rank``).
+
+    Returns:
+        dict: ``best`` and ``chosen`` ``(len(thrs), G)``, ``overclusters``
+        (M) and ``best_cluster`` ``(len(thrs), G)`` the index of each
+        part's best over-cluster.
+    """
+    # mmuld.clustering imports mmuld.evaluation: import at call time
+    from mmuld.clustering.clustering_round import peak_pseudo_labels
+    from mmuld.clustering.dense_decoding import similarity_peaks
+    from .landmark_accuracy import per_landmark_accuracy
+    decoded = []
+
+    def decode(cents: Tensor, with_descriptors: bool) -> Dict[str, Tensor]:
+        out = similarity_peaks(maps, cents, stride, radius=peak_radius,
+                               border=border,
+                               with_descriptors=with_descriptors)
+        if saliency is not None:
+            out['saliency'] = saliency(out['keypoints'])
+        decoded.append(out['keypoints'])
+        return out
+
+    bank, _, _ = peak_pseudo_labels(
+        descriptors, maps.shape[0], num_landmarks, decode, seed=seed,
+        n_init=n_init, overcluster=overcluster, separation=separation)
+    gt_np = gt.double().numpy()
+    norm = normaliser(gt_np, norm_points)
+    keep = norm > 0
+    over = decoded[0].double().numpy()[keep]
+    chosen = bank.keypoints.double().numpy()[keep]
+    best, best_cluster, kept = [], [], []
+    for thr in thrs:
+        hit = per_landmark_accuracy(over, gt_np[keep], norm[keep],
+                                    thr=thr)['hit_rate']
+        best.append(hit.max(0))
+        best_cluster.append(hit.argmax(0))
+        kept.append(per_landmark_accuracy(chosen, gt_np[keep], norm[keep],
+                                          thr=thr)['gt_accuracy'])
+    return dict(best=np.stack(best), chosen=np.stack(kept),
+                overclusters=int(decoded[0].shape[1]),
+                best_cluster=np.stack(best_cluster))
+
+
+def _round_candidates(rounds, model, images: Tensor) -> Dict[str, object]:
+    """The candidates a clustering round takes on ``images``: corners, or
+    else the detector's dense cells; ``keypoints`` (N, C, 2), ``valid``
+    (N, C) and ``descriptors`` (N, C, D)."""
+    side = float(images.shape[-1])
+    kind = 'corners' if rounds.candidates == 'corners' else 'dense'
+    kwargs = dict(corner_window=rounds._corner_window(side),
+                  corner_spacing=rounds.corner_spacing * side,
+                  corner_subpix=int(round(rounds.corner_subpix * side))) \
+        if kind == 'corners' else {}
+    was_training = model.training
+    model.eval()
+    outs = [
+        model.extract_keypoints(
+            chunk, candidates=kind,
+            min_keypoints=rounds.min_keypoints(model), **kwargs)
+        for chunk in images.split(64)
+    ]
+    model.train(was_training)
+    return dict(
+        kind=kind,
+        **{key: torch.cat([o[key].cpu() for o in outs])
+           for key in ('keypoints', 'valid', 'descriptors')})
+
+
 @torch.no_grad()
 def round_candidate_coverage(cfg, model, images: Tensor, gt: Tensor,
                              norm: Normaliser = (0, 1),
@@ -145,22 +259,51 @@ def round_candidate_coverage(cfg, model, images: Tensor, gt: Tensor,
     # mmuld.engine imports mmuld.evaluation: import at call time
     from mmuld.engine import ClusteringRounds
     rounds = ClusteringRounds(**cfg.train_cfg.get('clustering', {}))
-    side = float(images.shape[-1])
-    kind = 'corners' if rounds.candidates == 'corners' else 'dense'
-    kwargs = dict(corner_window=rounds._corner_window(side),
-                  corner_spacing=rounds.corner_spacing * side,
-                  corner_subpix=int(round(rounds.corner_subpix * side))) \
-        if kind == 'corners' else {}
-    was_training = model.training
-    model.eval()
-    kpts, valid = [], []
-    for chunk in images.split(64):
-        out = model.extract_keypoints(
-            chunk, candidates=kind,
-            min_keypoints=rounds.min_keypoints(model), **kwargs)
-        kpts.append(out['keypoints'])
-        valid.append(out['valid'])
-    model.train(was_training)
-    kpts, valid = torch.cat(kpts), torch.cat(valid)
-    return dict(kind=kind, per_image=float(valid.sum(1).float().mean()),
+    cands = _round_candidates(rounds, model, images)
+    kpts, valid = cands['keypoints'], cands['valid']
+    return dict(kind=cands['kind'],
+                per_image=float(valid.sum(1).float().mean()),
                 coverage=candidate_coverage(kpts, valid, gt, norm, thrs))
+
+
+@torch.no_grad()
+def round_first_choice(cfg, model, images: Tensor, gt: Tensor,
+                       norm: Normaliser = (0, 1),
+                       thrs: Sequence[float] = (0.2, )) -> Dict[str, object]:
+    """:func:`first_round_probe` of the first clustering round of ``cfg``
+    (``train_cfg.clustering`` with ``decode='peaks'``) on ``images``, with
+    ``model``'s descriptors and candidates (e.g. after bootstrapping).
+
+    Args:
+        cfg (Config): The run's config.
+        model (ULDEstimator): The model.
+        images (Tensor): ``(N, 3, S, S)`` network inputs, whole-image
+            crops.
+        gt (Tensor): ``(N, G, 2)`` their ground truth, input pixels.
+        norm (tuple | str): As :func:`ground_truth_probe`.
+        thrs (Sequence[float]): Thresholds, shares of the normaliser.
+
+    Returns:
+        dict: as :func:`first_round_probe`.
+    """
+    # mmuld.engine imports mmuld.evaluation: import at call time
+    from mmuld.engine import ClusteringRounds
+    from mmuld.models.utils.interest_points import corner_strength
+    rounds = ClusteringRounds(**cfg.train_cfg.get('clustering', {}))
+    if rounds.decode != 'peaks':
+        raise ValueError("the first-round probe needs a peak round "
+                         "(train_cfg.clustering.decode='peaks'), got "
+                         f'{rounds.decode!r}')
+    side = float(images.shape[-1])
+    cands = _round_candidates(rounds, model, images)
+    maps = descriptor_maps(model, images)
+    window = rounds._corner_window(side)
+    saliency = (lambda kpts: corner_strength(images, kpts, window)) \
+        if rounds.corner_rank else None
+    return first_round_probe(
+        maps, cands['descriptors'][cands['valid']], gt, model.stride,
+        model.num_landmarks, overcluster=rounds.overcluster,
+        separation=rounds.separation * side,
+        peak_radius=rounds.peak_radius * side, border=model.test_cfg.border,
+        norm_points=norm, thrs=thrs, seed=rounds.seed,
+        n_init=rounds.kmeans_n_init, saliency=saliency)
