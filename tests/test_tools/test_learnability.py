@@ -217,7 +217,9 @@ def test_tool_parses_and_calls_the_package():
     args = tool.parse_args(['--data-root', 'd', '--train-ann', 'a.json',
                             '--test-ann', 'b.json', '--work-dir', 'w'])
     fields = {f.name: f for f in dataclasses.fields(R.LearnabilityOptions)}
-    assert set(vars(args)) == set(fields)
+    # --seeds chooses between one run and one per seed
+    assert set(vars(args)) == set(fields) | {'seeds'}
+    assert args.seeds is None
     for name, f in fields.items():
         if f.default is dataclasses.MISSING or f.default is None:
             continue
@@ -409,3 +411,46 @@ def test_run_writes_the_report_and_reuses_its_training(
     assert _FakeRunner.tested[-1] == ('eval_zeroshot', osp.join(
         str(tmp_path / 'zs'), 'dldpp_train', 'stage1_bootstrap.pth'))
     assert 'D-ULD++' not in summary['results']
+
+
+def test_seeds_run_the_benchmark_once_per_seed(tmp_path, monkeypatch):
+    """``--seeds``: one benchmark per training seed, each with the seed in
+    its config and its own folder, and the summary of all of them."""
+    from mmuld.datasets.synthetic_faces import (FaceWorldConfig,
+                                                make_face_world)
+    sys.path.insert(0, osp.join(ROOT, 'tools', 'analysis'))
+    import learnability as tool
+    data = tmp_path / 'world'
+    make_face_world(str(data), num_train=24, num_test=8, seed=3,
+                    cfg=FaceWorldConfig(image_size=64))
+    monkeypatch.setattr(R, 'Runner', _FakeRunner)
+    _FakeRunner.trained, _FakeRunner.tested = [], []
+    seen = []
+    build = _FakeRunner.from_cfg.__func__
+    monkeypatch.setattr(
+        _FakeRunner, 'from_cfg', classmethod(
+            lambda cls, cfg: seen.append(
+                (osp.basename(cfg.work_dir), cfg.randomness.seed,
+                 cfg.model.num_landmarks)) or build(cls, cfg)))
+    work = str(tmp_path / 'w')
+    summary = tool.main([
+        '--data-root', str(data), '--train-ann', 'annotations/train.json',
+        '--test-ann', 'annotations/test.json', '--work-dir', work,
+        '--methods', 'dldpp', '--stage-iters', '2', '2', '2', '2',
+        '--num-grid', '2', '--cfg-options', 'model.num_landmarks=6',
+        '--seeds', '4', '7'
+    ])
+    # training and evaluation of each seed carry that seed, and the other
+    # options too
+    assert [s[1:] for s in seen] == [(4, 6)] * 2 + [(7, 6)] * 2
+    assert summary['seeds'] == [4, 7]
+    for seed in (4, 7):
+        assert summary['runs'][seed] == osp.join(work, f'seed_{seed}')
+        assert osp.isfile(osp.join(work, f'seed_{seed}',
+                                   'learnability.json'))
+    dldpp = summary['methods']['D-ULD++']
+    # the stand-in's landmarks are the ground truth in both runs
+    assert dldpp['all_parts_found'] == 2 and summary['discovered'] == 2
+    with open(osp.join(work, 'seeds.json')) as f:
+        assert json.load(f)['seeds'] == [4, 7]
+    assert '| D-ULD++ |' in open(osp.join(work, 'seeds.md')).read()

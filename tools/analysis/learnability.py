@@ -26,6 +26,8 @@ normalised by the distance of points ``--norm-points I J`` (default 0 1,
 the eyes of MAFL-order faces and of the cat world), or with ``--norm bbox``
 by ``sqrt(w * h)`` of the ground-truth points' box (the LS3D protocol,
 for wide poses, where the turn shrinks the inter-ocular distance).
+``--seeds 0 1 2`` runs it once per training seed and writes the mean and
+range of every figure (``seeds.md``, ``seeds.json``).
 
 The benchmark is :func:`mmuld.evaluation.learnability_run.run_learnability`
 (options: :class:`~mmuld.evaluation.learnability_run.LearnabilityOptions`,
@@ -43,6 +45,8 @@ if ROOT not in sys.path:
 
 from mmuld.evaluation.learnability_run import (  # noqa: E402
     METHODS, LearnabilityOptions, run_learnability)
+from mmuld.evaluation.learnability_seeds import (  # noqa: E402
+    run_learnability_seeds)
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -88,18 +92,30 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument('--allow-overlap', action='store_true',
                    help='accept test images that are also training images '
                    '(refused by default; the report then says so)')
+    p.add_argument('--seeds', type=int, nargs='+', default=None,
+                   help='run the benchmark once per training seed (in '
+                   'WORK_DIR/seed_S) and write the mean and range of every '
+                   'figure to WORK_DIR/seeds.md: one run\'s part accuracy '
+                   'moves by tens of points with the seed')
     return p.parse_args(argv)
 
 
 def main(argv=None) -> dict:
     """Run the benchmark
-    (:func:`mmuld.evaluation.learnability_run.run_learnability`).
+    (:func:`mmuld.evaluation.learnability_run.run_learnability`), or once
+    per seed with ``--seeds``
+    (:func:`mmuld.evaluation.learnability_seeds.run_learnability_seeds`).
 
     Returns:
-        dict: The summary written to ``learnability.json``.
+        dict: The summary written to ``learnability.json`` (``seeds.json``
+        with ``--seeds``).
     """
-    args = parse_args(argv)
-    return run_learnability(LearnabilityOptions(**vars(args)))
+    args = vars(parse_args(argv))
+    seeds = args.pop('seeds')
+    opts = LearnabilityOptions(**args)
+    if seeds is None:
+        return run_learnability(opts)
+    return run_learnability_seeds(opts, seeds)
 
 
 if __name__ == '__main__':
