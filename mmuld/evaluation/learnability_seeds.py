@@ -14,17 +14,19 @@ import dataclasses
 import json
 import os
 import os.path as osp
-from typing import Dict, List, Mapping, Sequence
+from typing import Dict, List, Mapping, Optional, Sequence
 
 import numpy as np
 
 MEAN_SHAPE = 'mean shape (baseline)'
 
 
-def _stats(values: Sequence[float]) -> Dict[str, float]:
+def _stats(values: Sequence[Optional[float]]) -> Dict[str, Optional[float]]:
+    """Mean, min and max of the values that exist (all None: None, which
+    ``seeds.json`` keeps as null)."""
     v = np.asarray([np.nan if x is None else x for x in values], float)
     if np.isnan(v).all():
-        return dict(mean=float('nan'), min=float('nan'), max=float('nan'))
+        return dict(mean=None, min=None, max=None)
     return dict(mean=float(np.nanmean(v)), min=float(np.nanmin(v)),
                 max=float(np.nanmax(v)))
 
@@ -100,7 +102,7 @@ def seeds_markdown(summary: dict) -> str:
     ]
 
     def rng(s: dict) -> str:
-        if np.isnan(s['mean']):
+        if s['mean'] is None:
             return 'n/a'
         return f'{s["mean"]:.2f} ({s["min"]:.2f}-{s["max"]:.2f})'
 
