@@ -117,7 +117,8 @@ def main(argv=None) -> dict:
         out['candidate_coverage'] = cov['coverage'].tolist()
     if args.first_round:
         first = round_first_choice(cfg, model, images_of['train'],
-                                   sets['train'][1], norm, args.thrs)
+                                   sets['train'][1], norm, args.thrs,
+                                   maps=sets['train'][0])
         _print_table(
             "the first clustering round's best of its "
             f'{first["overclusters"]} over-clusters on each part '

@@ -269,7 +269,8 @@ def round_candidate_coverage(cfg, model, images: Tensor, gt: Tensor,
 @torch.no_grad()
 def round_first_choice(cfg, model, images: Tensor, gt: Tensor,
                        norm: Normaliser = (0, 1),
-                       thrs: Sequence[float] = (0.2, )) -> Dict[str, object]:
+                       thrs: Sequence[float] = (0.2, ),
+                       maps: Optional[Tensor] = None) -> Dict[str, object]:
     """:func:`first_round_probe` of the first clustering round of ``cfg``
     (``train_cfg.clustering`` with ``decode='peaks'``) on ``images``, with
     ``model``'s descriptors and candidates (e.g. after bootstrapping).
@@ -282,6 +283,8 @@ def round_first_choice(cfg, model, images: Tensor, gt: Tensor,
         gt (Tensor): ``(N, G, 2)`` their ground truth, input pixels.
         norm (tuple | str): As :func:`ground_truth_probe`.
         thrs (Sequence[float]): Thresholds, shares of the normaliser.
+        maps (Tensor, optional): The images' :func:`descriptor_maps`,
+            where the caller has them already.
 
     Returns:
         dict: as :func:`first_round_probe`.
@@ -296,7 +299,8 @@ def round_first_choice(cfg, model, images: Tensor, gt: Tensor,
                          f'{rounds.decode!r}')
     side = float(images.shape[-1])
     cands = _round_candidates(rounds, model, images)
-    maps = descriptor_maps(model, images)
+    if maps is None:
+        maps = descriptor_maps(model, images)
     window = rounds._corner_window(side)
     saliency = (lambda kpts: corner_strength(images, kpts, window)) \
         if rounds.corner_rank else None
