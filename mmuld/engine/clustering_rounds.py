@@ -327,9 +327,7 @@ class ClusteringRounds:
                 kind, corner_kwargs = 'corners', dict(
                     boxes=[valid_input_box(ds.metainfo)
                            for ds in data['data_samples']],
-                    corner_window=self._corner_window(side),
-                    corner_spacing=self.corner_spacing * side,
-                    corner_subpix=int(round(self.corner_subpix * side)))
+                    **self.corner_kwargs(side))
             out = model.extract_keypoints(
                 data['inputs'], candidates=kind,
                 min_keypoints=self.min_keypoints(model), **corner_kwargs)
@@ -353,6 +351,15 @@ class ClusteringRounds:
     def _corner_window(self, side: float) -> int:
         """The structure tensor's window in pixels for an input side."""
         return window_pixels(self.corner_window, side)
+
+    def corner_kwargs(self, side: float) -> Dict[str, float]:
+        """The corner options of ``extract_keypoints(candidates='corners')``
+        in pixels for an input side: ``corner_window``, ``corner_spacing``
+        and ``corner_subpix``."""
+        return dict(
+            corner_window=self._corner_window(side),
+            corner_spacing=self.corner_spacing * side,
+            corner_subpix=int(round(self.corner_subpix * side)))
 
     def _peak_pass(self, runner, centroids: torch.Tensor,
                    with_descriptors: bool,

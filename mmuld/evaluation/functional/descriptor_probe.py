@@ -215,10 +215,7 @@ def _round_candidates(rounds, model, images: Tensor) -> Dict[str, object]:
     (N, C) and ``descriptors`` (N, C, D)."""
     side = float(images.shape[-1])
     kind = 'corners' if rounds.candidates == 'corners' else 'dense'
-    kwargs = dict(corner_window=rounds._corner_window(side),
-                  corner_spacing=rounds.corner_spacing * side,
-                  corner_subpix=int(round(rounds.corner_subpix * side))) \
-        if kind == 'corners' else {}
+    kwargs = rounds.corner_kwargs(side) if kind == 'corners' else {}
     was_training = model.training
     model.eval()
     outs = [
