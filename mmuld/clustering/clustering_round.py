@@ -224,6 +224,11 @@ def summarize(stats: Dict[str, float]) -> str:
 #: margin when the K landmarks are chosen.
 PeakDecoder = Callable[[Tensor, bool], Dict[str, Tensor]]
 
+#: ``sample(points) -> Tensor``: the (N, K, D) L2-normalised descriptors of
+#: every training image at ``points`` (N, K, 2), input pixels, in image
+#: order.
+AnchorSampler = Callable[[Tensor], Tensor]
+
 
 def _rank_score(peaks: Dict[str, Tensor]) -> Tensor:
     """Per image and centroid, what ranks the centroids: the peak margin,
@@ -256,16 +261,24 @@ def peak_pseudo_labels(descriptors: Tensor,
                        overcluster: Optional[float] = None,
                        separation: float = 0.0,
                        refine_steps: int = 1,
-                       init_centroids: Optional[Tensor] = None
+                       init_centroids: Optional[Tensor] = None,
+                       anchors: Optional[Tensor] = None,
+                       sample: Optional[AnchorSampler] = None
                        ) -> Tuple[PseudoLabelBank, Dict[str, Tensor],
                                   Dict[str, float]]:
     """Pseudo-labels at the similarity peaks of K distinct centroids.
 
     Steps 1 and 2 choose the landmarks; a later round of the same run
     (``init_centroids``: the previous round's K centroids) keeps them and
-    re-estimates each centroid as the mean descriptor at its peaks,
-    ``refine_steps`` times, so landmark k stays the same part from round to
-    round while self-training sharpens it.
+    re-estimates each centroid, so landmark k stays the same part from
+    round to round while self-training changes the descriptors. With
+    ``anchors`` (the keypoints of the round that chose the landmarks) and
+    ``sample``, a centroid is the mean of the current descriptors at its
+    anchors: the estimate follows the descriptors but stays tied to the
+    places where the landmark was chosen. Without them it is the mean
+    descriptor at its own peaks, ``refine_steps`` times, which compounds
+    from round to round (docs/methods.md, "Centroids re-estimated at the
+    anchors").
 
     1. K-means of the candidates' descriptors into ``M = overcluster * K``
        clusters (K without ``overcluster``).
@@ -296,15 +309,32 @@ def peak_pseudo_labels(descriptors: Tensor,
             previous round's, and inside the pose clusters).
         init_centroids (Tensor, optional): (K, D) the previous round's
             centroids; None: choose the K landmarks.
+        anchors (Tensor, optional): (N, K, 2) where the landmarks were
+            chosen (:attr:`PseudoLabelBank.anchors`), with
+            ``init_centroids``; ignored when ``refine_steps`` is 0.
+        sample (callable, optional): See :data:`AnchorSampler`; needed with
+            ``anchors``.
 
     Returns:
-        tuple: as :func:`cluster_pseudo_labels`.
+        tuple: as :func:`cluster_pseudo_labels`; the bank's ``anchors`` are
+        ``anchors``, or this round's keypoints when it chose the landmarks.
     """
     k = num_landmarks
+    at_anchors = None
     if init_centroids is not None:
-        cents = _refine_centroids(
-            F.normalize(init_centroids.float().cpu(), dim=-1), decode,
-            refine_steps)
+        cents = F.normalize(init_centroids.float().cpu(), dim=-1)
+        if anchors is not None and refine_steps > 0:
+            if sample is None:
+                raise ValueError('anchors need a sample function')
+            if anchors.shape != (num_images, k, 2):
+                raise ValueError(
+                    f'anchors of shape {tuple(anchors.shape)} for {num_images}'
+                    f' images and K={k}: the training set or K changed since '
+                    'the landmarks were chosen')
+            at_anchors = sample(anchors.float()).float()
+            cents = F.normalize(at_anchors.mean(0), dim=-1)
+        else:
+            cents = _refine_centroids(cents, decode, refine_steps)
         peaks = decode(cents, False)
         kpts, valid, margin = peaks['keypoints'], peaks['valid'], \
             peaks['margin']
@@ -329,6 +359,7 @@ def peak_pseudo_labels(descriptors: Tensor,
             overclusters=float(m), kmeans_inertia=float(km.inertia),
             duplicates=float(sel['duplicates']),
             relaxed=float(sel['relaxed']))
+        anchors = kpts.float().clone()
     stats.update(margin_mean=float(margin.mean()),
                  margin_min_landmark=float(margin.mean(0).min()))
     pose = torch.zeros(num_images, dtype=torch.long)
@@ -340,13 +371,14 @@ def peak_pseudo_labels(descriptors: Tensor,
         pose = pk.labels.cpu().long()
         pose_cents = pk.centroids.cpu()
         per_pose = cents[None].repeat(q, 1, 1)
-        for _ in range(max(0, refine_steps)):
-            at = decode(per_pose[pose], True)
+        steps = 1 if at_anchors is not None else max(0, refine_steps)
+        for _ in range(steps):
+            at = at_anchors if at_anchors is not None else decode(
+                per_pose[pose], True)['descriptors'].float()
             for u in range(q):
                 rows = pose == u
                 if rows.any():
-                    mean = at['descriptors'][rows].float().mean(0)
-                    per_pose[u] = F.normalize(mean, dim=-1)
+                    per_pose[u] = F.normalize(at[rows].mean(0), dim=-1)
             res = decode(per_pose[pose], False)
             kpts, valid, margin = res['keypoints'], res['valid'], \
                 res['margin']
@@ -358,7 +390,8 @@ def peak_pseudo_labels(descriptors: Tensor,
     bank = PseudoLabelBank(
         keypoints=kpts.float(), valid=valid, labels=labels.long(),
         pose_labels=pose,
-        codes=None if codes is None else torch.as_tensor(codes).float())
+        codes=None if codes is None else torch.as_tensor(codes).float(),
+        anchors=None if anchors is None else anchors.float())
     per_image = valid.sum(1).float()
     stats.update(
         landmarks_per_image=float(per_image.mean()),

@@ -39,6 +39,11 @@ class PseudoLabelBank:
         codes (Tensor, optional): (N, Dz) latent pose codes phi_j.
         round (int): Index of the clustering round that produced it.
         iteration (int): Training iteration at which it was produced.
+        anchors (Tensor, optional): (N, K, 2) where the landmarks were
+            chosen (the keypoints of the round that chose them, carried
+            from round to round): later peak rounds re-estimate the
+            centroids from the descriptors there
+            (:func:`~mmuld.clustering.clustering_round.peak_pseudo_labels`).
     """
 
     keypoints: Tensor
@@ -48,6 +53,7 @@ class PseudoLabelBank:
     codes: Optional[Tensor] = None
     round: int = 0
     iteration: int = 0
+    anchors: Optional[Tensor] = None
 
     def __post_init__(self) -> None:
         n, k = self.valid.shape
@@ -57,6 +63,9 @@ class PseudoLabelBank:
                              f'{tuple(self.keypoints.shape)}')
         if self.labels.shape != (n, k) or self.pose_labels.shape != (n, ):
             raise ValueError('labels must be (N, K) and pose_labels (N,)')
+        if self.anchors is not None and self.anchors.shape != (n, k, 2):
+            raise ValueError(f'anchors must be (N, K, 2) = ({n}, {k}, 2), '
+                             f'got {tuple(self.anchors.shape)}')
 
     @property
     def num_images(self) -> int:
@@ -119,14 +128,16 @@ class PseudoLabelBank:
         """The bank as tensors only, one per field (model buffers).
 
         Returns:
-            dict: Field name -> tensor; ``codes`` is a (0, 0) tensor when
-            absent, ``round`` and ``iteration`` are 0-d int64 tensors.
+            dict: Field name -> tensor; ``codes`` is a (0, 0) and
+            ``anchors`` a (0, 0, 2) tensor when absent, ``round`` and
+            ``iteration`` are 0-d int64 tensors.
         """
         out = {}
+        empty = self.empty_buffers()
         for f in fields(self):
             v = getattr(self, f.name)
             if v is None:
-                v = torch.zeros(0, 0)
+                v = empty[f.name]
             elif not isinstance(v, Tensor):
                 v = torch.tensor(int(v), dtype=torch.long)
             out[f.name] = v.detach()
@@ -143,7 +154,8 @@ class PseudoLabelBank:
             pose_labels=torch.zeros(0, dtype=torch.long),
             codes=torch.zeros(0, 0),
             round=torch.zeros((), dtype=torch.long),
-            iteration=torch.zeros((), dtype=torch.long))
+            iteration=torch.zeros((), dtype=torch.long),
+            anchors=torch.zeros(0, 0, 2))
 
     @classmethod
     def from_buffers(
@@ -175,10 +187,11 @@ class PseudoLabelBank:
             if scalars is not None and f.name in scalars:
                 kwargs[f.name] = int(scalars[f.name])
                 continue
-            v = buffers[prefix + f.name]
+            v = buffers.get(prefix + f.name)
             if f.name in ('round', 'iteration'):
                 v = int(v)
-            elif f.name == 'codes' and v.shape[0] == 0:
+            elif f.name in ('codes', 'anchors') and (v is None
+                                                     or v.shape[0] == 0):
                 v = None
             kwargs[f.name] = v
         return cls(**kwargs)

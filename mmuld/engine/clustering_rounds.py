@@ -1,7 +1,7 @@
 # Copyright (c) mmuld contributors. All rights reserved.
 """Periodic clustering of keypoint descriptors into pseudo-labels."""
 import os.path as osp
-from typing import Dict, Optional, Union
+from typing import Dict, List, Optional, Union
 
 import mmengine
 import torch
@@ -20,6 +20,7 @@ from mmuld.models.pose_estimators.stages import Stage, schedule_of
 from mmuld.models.utils.border import near_border, valid_input_box
 from mmuld.models.utils.candidates import CANDIDATE_KINDS
 from mmuld.models.utils.interest_points import corner_strength, window_pixels
+from mmuld.models.utils.keypoint_ops import sample_descriptors
 from .dist_pass import broadcast, gather, inference_pass, on_rank0
 from .stage_entry import unwrap
 
@@ -125,7 +126,14 @@ class ClusteringRounds:
             input side. Defaults to 0.1.
         refine_steps (int): With ``decode='peaks'``: re-estimations of the
             centroids in a round (of the previous round's, and inside each
-            pose cluster with two-stage clustering). Defaults to 1.
+            pose cluster with two-stage clustering); 0 keeps the first
+            round's centroids. Defaults to 1.
+        refine_at (str): With ``decode='peaks'``: where a later round
+            re-estimates a centroid. ``'anchors'``: from the current
+            descriptors at the keypoints of the round that chose the
+            landmarks (:attr:`PseudoLabelBank.anchors`), one step whatever
+            ``refine_steps`` > 0. ``'peaks'``: at the centroid's own peaks,
+            which compounds from round to round. Defaults to ``'anchors'``.
         corner_window (float): With ``candidates='corners'``: side of the
             structure tensor's window, a share of the input side (rounded
             to an odd number of pixels, at least 3). Defaults to 0.08
@@ -161,6 +169,7 @@ class ClusteringRounds:
                  separation: float = 0.08,
                  peak_radius: float = 0.1,
                  refine_steps: int = 1,
+                 refine_at: str = 'anchors',
                  corner_window: float = 0.08,
                  corner_spacing: float = 0.045,
                  corner_subpix: float = 0.0,
@@ -213,6 +222,10 @@ class ClusteringRounds:
         self.decode = decode
         self.peak_radius = float(peak_radius)
         self.refine_steps = int(refine_steps)
+        if refine_at not in ('anchors', 'peaks'):
+            raise ValueError("clustering: refine_at must be 'anchors' or "
+                             f"'peaks', got {refine_at!r}")
+        self.refine_at = refine_at
         self.num_pose_clusters = num_pose_clusters
         self.batch_size = batch_size
         self.num_workers = num_workers
@@ -361,35 +374,19 @@ class ClusteringRounds:
             corner_spacing=self.corner_spacing * side,
             corner_subpix=int(round(self.corner_subpix * side)))
 
-    def _peak_pass(self, runner, centroids: torch.Tensor,
-                   with_descriptors: bool,
-                   with_saliency: bool = False) -> Dict[str, torch.Tensor]:
-        """One pass over the training set: the similarity peaks of
-        ``centroids`` ((C, D), or (N, C, D) per image by ``sample_idx``)
-        in every image, gathered from all ranks in image order (rank 0's
-        centroids are used everywhere); ``with_saliency`` adds the image's
-        corner response at each peak (``corner_rank``)."""
-        centroids = broadcast(centroids)
+    def _map_pass(self, runner, fn) -> Dict[str, torch.Tensor]:
+        """One pass over the training set through the descriptor maps:
+        ``fn(desc_map, data)`` gives a dict of (B, ...) tensors for the
+        batch's images, returned stacked in image order (``sample_idx``),
+        gathered from all ranks."""
         model = unwrap(runner.model)
         local = {}
 
         def step(data: dict) -> None:
-            desc_map = model.descriptor_map(data['inputs'])
-            idx = [int(ds.metainfo['sample_idx'])
-                   for ds in data['data_samples']]
-            side = float(max(data['data_samples'][0].metainfo['input_size']))
-            cents = centroids if centroids.dim() == 2 else centroids[idx]
-            res = similarity_peaks(
-                desc_map, cents.to(desc_map.device), model.stride,
-                radius=self.peak_radius * side,
-                border=model.test_cfg.border,
-                with_descriptors=with_descriptors)
-            if with_saliency:
-                res['saliency'] = corner_strength(
-                    data['inputs'], res['keypoints'],
-                    self._corner_window(side))
-            for j, i in enumerate(idx):
-                local[i] = {key: v[j].cpu() for key, v in res.items()}
+            res = fn(model.descriptor_map(data['inputs']), data)
+            for j, ds in enumerate(data['data_samples']):
+                local[int(ds.metainfo['sample_idx'])] = {
+                    key: v[j].cpu() for key, v in res.items()}
 
         # a peak round makes several of these passes: no bar for each
         inference_pass(model, self._build_loader(runner), step,
@@ -400,6 +397,51 @@ class ClusteringRounds:
         order = sorted(merged)
         return {key: torch.stack([merged[i][key] for i in order])
                 for key in merged[order[0]]}
+
+    @staticmethod
+    def _sample_idx(data: dict) -> List[int]:
+        return [int(ds.metainfo['sample_idx']) for ds in data['data_samples']]
+
+    def _peak_pass(self, runner, centroids: torch.Tensor,
+                   with_descriptors: bool,
+                   with_saliency: bool = False) -> Dict[str, torch.Tensor]:
+        """One pass over the training set: the similarity peaks of
+        ``centroids`` ((C, D), or (N, C, D) per image by ``sample_idx``)
+        in every image, gathered from all ranks in image order (rank 0's
+        centroids are used everywhere); ``with_saliency`` adds the image's
+        corner response at each peak (``corner_rank``)."""
+        centroids = broadcast(centroids)
+        model = unwrap(runner.model)
+
+        def peaks(desc_map: torch.Tensor, data: dict) -> dict:
+            side = float(max(data['data_samples'][0].metainfo['input_size']))
+            cents = centroids if centroids.dim() == 2 else \
+                centroids[self._sample_idx(data)]
+            res = similarity_peaks(
+                desc_map, cents.to(desc_map.device), model.stride,
+                radius=self.peak_radius * side,
+                border=model.test_cfg.border,
+                with_descriptors=with_descriptors)
+            if with_saliency:
+                res['saliency'] = corner_strength(
+                    data['inputs'], res['keypoints'],
+                    self._corner_window(side))
+            return res
+
+        return self._map_pass(runner, peaks)
+
+    def _sample_pass(self, runner, points: torch.Tensor) -> torch.Tensor:
+        """One pass over the training set: the (N, K, D) L2-normalised
+        descriptors of every image at its ``points`` (N, K, 2) input
+        pixels, gathered from all ranks in image order."""
+        points = broadcast(points)
+        stride = unwrap(runner.model).stride
+
+        def sample(desc_map: torch.Tensor, data: dict) -> dict:
+            at = points[self._sample_idx(data)].to(desc_map)
+            return dict(at=sample_descriptors(desc_map, at, stride))
+
+        return self._map_pass(runner, sample)['at']
 
     @staticmethod
     def _merge_codes(parts: list, num_images: int) -> torch.Tensor:
@@ -421,10 +463,22 @@ class ClusteringRounds:
         the decoding passes; rank 0's centroids are used)."""
         desc = torch.cat([t for p in parts for t in p['descriptors']])
         # the landmarks chosen at the first round of the run are kept;
-        # later rounds refine their centroids
-        init = None
+        # later rounds re-estimate their centroids (where refine_at says)
+        init = anchors = None
         if model.pseudo_labels is not None and model.uld_centroids.numel():
             init = model.uld_centroids.float().mean(0).cpu()
+            anchors = model.pseudo_labels.anchors
+            if self.refine_at == 'peaks':
+                anchors = None
+            else:
+                if anchors is None:
+                    runner.logger.warning(
+                        'clustering: the pseudo-labels hold no anchors '
+                        '(written before they were kept, or with '
+                        "refine_at='peaks'): the landmarks are anchored at "
+                        "the last round's pseudo-labels from this round on")
+                    anchors = model.pseudo_labels.keypoints
+                anchors = anchors.float().cpu()
         # only the round that chooses the landmarks ranks them
         rank = self.corner_rank and init is None
         bank, cents, stats = peak_pseudo_labels(
@@ -434,7 +488,8 @@ class ClusteringRounds:
             device=self.device, n_init=self.kmeans_n_init,
             overcluster=self.overcluster,
             separation=self.separation * side,
-            refine_steps=self.refine_steps, init_centroids=init)
+            refine_steps=self.refine_steps, init_centroids=init,
+            anchors=anchors, sample=lambda p: self._sample_pass(runner, p))
         # the same health figures as a K-means round: the candidates,
         # assigned to the landmarks' (mean) centroids
         labels, _ = assign_to_centroids(

@@ -1,5 +1,6 @@
 # Copyright (c) mmuld contributors. All rights reserved.
 """Landmarks at the peaks of centroid similarity maps, on known answers."""
+import pytest
 import torch
 import torch.nn.functional as F
 
@@ -122,3 +123,90 @@ def test_peak_round_chooses_then_keeps_its_landmarks():
     assert sorted(bank3.pose_labels.bincount().tolist()) == [5, 5]
     assert torch.allclose(bank3.keypoints, bank.keypoints)
     assert ((bank3.labels // 2) == bank3.pose_labels[:, None]).all()
+
+
+def _drifting_world(seed, b=40, h=12, w=12, d=10):
+    """A part at cell (3, 4) of every image whose descriptor is the
+    landmark's direction e0 plus an image-specific nuisance, weaker in some
+    images than in others, and a look-alike at cell (7, 6): mostly e1, with
+    enough e0 that the part's centroid prefers it in a few images."""
+    g = torch.Generator().manual_seed(seed)
+    e = torch.eye(d)
+    desc = F.normalize(torch.randn(b, d, h, w, generator=g) * 0.2 +
+                       3 * e[-1][None, :, None, None], dim=1)
+    for i in range(b):
+        s = 0.55 + 1.5 * torch.rand(1, generator=g).item()
+        desc[i, :, 4, 3] = F.normalize(
+            s * e[0] + e[2 + i % 5] + 0.1 * torch.randn(d, generator=g), dim=0)
+        desc[i, :, 6, 7] = F.normalize(
+            0.8 * e[0] + e[1] + 0.1 * torch.randn(d, generator=g), dim=0)
+    part = (torch.tensor([3., 4.]) + 0.5) * STRIDE - 0.5
+    return desc, part
+
+
+def test_centroids_refined_at_their_anchors_do_not_drift():
+    """Re-estimating a centroid as the mean descriptor at its own peaks
+    compounds: the look-alike's share of the mean draws more images to it,
+    round after round, until the landmark has left the part. Re-estimated
+    at the anchors (the keypoints of the round that chose the landmark),
+    the centroid cannot wander from where it was chosen."""
+    from mmuld.models.utils.keypoint_ops import sample_descriptors
+    for seed in (0, 1, 2):
+        desc, part = _drifting_world(seed)
+        n = len(desc)
+
+        def decode(c, with_descriptors):
+            return similarity_peaks(desc, c, STRIDE, 2 * STRIDE,
+                                    with_descriptors=with_descriptors)
+
+        def sample(points):
+            return sample_descriptors(desc, points, STRIDE)
+
+        cand = torch.stack([desc[i, :, 4, 3] for i in range(n)])
+        init = torch.eye(10)[:1]
+        anchors = decode(init, False)['keypoints']
+        on_part = {}
+        for mode in ('peaks', 'anchors'):
+            cents, shares = init, []
+            for _ in range(6):
+                bank, out, _ = peak_pseudo_labels(
+                    cand, n, 1, decode, init_centroids=cents,
+                    anchors=anchors if mode == 'anchors' else None,
+                    sample=sample)
+                cents = out['centroids'][0]
+                shares.append(float(
+                    ((bank.keypoints[:, 0] - part).norm(dim=-1) < 2).float()
+                    .mean()))
+                # the anchors travel with the bank from round to round
+                if mode == 'anchors':
+                    assert torch.equal(bank.anchors, anchors)
+            on_part[mode] = shares
+        assert on_part['peaks'][0] >= 0.65, on_part
+        assert on_part['peaks'][-1] < 0.1, on_part
+        assert min(on_part['anchors']) >= 0.65, on_part
+        assert max(on_part['anchors']) - min(on_part['anchors']) < 1e-6
+
+
+def test_the_round_that_chooses_the_landmarks_sets_the_anchors():
+    desc, cells = _map_with_parts(b=10)
+
+    def decode(centroids, with_descriptors):
+        return similarity_peaks(desc, centroids, STRIDE, 2 * STRIDE,
+                                with_descriptors=with_descriptors)
+
+    h, w = desc.shape[-2:]
+    picks = []
+    for i in range(len(desc)):
+        for x, y in (cells[i, 0].tolist(), cells[i, 1].tolist(), [1, 1],
+                     [8, 9]):
+            picks.append(desc[i, :, y, x])
+    bank, cents, _ = peak_pseudo_labels(
+        torch.stack(picks), len(desc), 2, decode, overcluster=2,
+        separation=STRIDE, n_init=3)
+    assert torch.equal(bank.anchors, bank.keypoints)
+    # anchors of another training set (or another K) are refused
+    with pytest.raises(ValueError, match='training set or K changed'):
+        peak_pseudo_labels(
+            torch.stack(picks), len(desc), 2, decode,
+            init_centroids=cents['centroids'][0], anchors=bank.anchors[:5],
+            sample=lambda p: p)

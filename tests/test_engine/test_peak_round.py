@@ -29,11 +29,32 @@ def test_peak_round_then_test_time_decoding(tmp_path):
     med = d.median(0).values + torch.eye(k) * 1e6
     assert med.min() > 0
     assert model.uld_centroids.shape == (1, k, 64)
-    # a later round keeps the landmarks (it refines their centroids)
+    # the round that chose the landmarks anchors them where it found them
+    assert torch.equal(bank.anchors, bank.keypoints)
+    # a later round keeps the landmarks: their centroids are re-estimated
+    # as the mean descriptor at the anchors
     first = model.uld_centroids.clone()
     hook.run(runner, 'duld')
     cos = (first[0] * model.uld_centroids[0]).sum(-1)
     assert (cos > 0.95).all()
+    assert torch.equal(model.pseudo_labels.anchors, bank.anchors)
+    at = hook._sample_pass(runner, bank.anchors)
+    assert at.shape == (len(dataset), k, 64)
+    torch.testing.assert_close(
+        model.uld_centroids[0], torch.nn.functional.normalize(
+            at.mean(0), dim=-1), rtol=0, atol=1e-5)
+    # a resumed run gets the anchors back with the rest of the bank, and
+    # its next round is the one the killed run would have made
+    fresh, fresh_runner, _, _ = cpu_round_setup(str(tmp_path),
+                                                'peak_round_resumed')
+    assert fresh.pseudo_labels is None
+    fresh.load_state_dict(model.state_dict())
+    assert torch.equal(fresh.pseudo_labels.anchors, bank.anchors)
+    hook.run(fresh_runner, 'duld')
+    hook.run(runner, 'duld')
+    torch.testing.assert_close(fresh.uld_centroids, model.uld_centroids)
+    torch.testing.assert_close(fresh.pseudo_labels.keypoints,
+                               model.pseudo_labels.keypoints)
     # test time: the landmarks are the peaks of the same centroids
     model.eval()
     data = model.data_preprocessor(
@@ -82,3 +103,20 @@ def test_round_candidates_are_the_image_corners(tmp_path):
         assert (k[:, 0] <= x1 - model.stride + 1).all()
         assert (k[:, 1] >= y0 + model.stride - 1).all()
         assert (k[:, 1] <= y1 - model.stride + 1).all()
+
+
+def test_a_bank_without_anchors_is_anchored_at_its_pseudo_labels(tmp_path):
+    from unittest import mock
+    model, hook, runner, dataset = _runner(tmp_path)
+    hook.run(runner, 'duld')
+    bank = model.pseudo_labels
+    bank.anchors = None  # as in a checkpoint written before anchors
+    model.set_pseudo_labels(bank)
+    assert model.pseudo_labels.anchors is None
+    runner.logger = mock.Mock(wraps=runner.logger)
+    hook.run(runner, 'duld')
+    said = ' '.join(
+        str(c.args[0]) for c in runner.logger.warning.call_args_list)
+    assert 'hold no anchors' in said
+    # the last round's pseudo-labels are the anchors from then on
+    assert torch.equal(model.pseudo_labels.anchors, bank.keypoints)

@@ -5,6 +5,7 @@ read, and the pseudo-label bank, centroids and pose centroids in its
 import os
 import os.path as osp
 
+import pytest
 import torch
 from mmengine.hooks import Hook
 from mmengine.runner import Runner
@@ -119,9 +120,25 @@ def test_bank_buffers_round_trip():
     assert back.codes is None and (back.round, back.iteration) == (5, 17)
     for f in ('keypoints', 'valid', 'labels', 'pose_labels'):
         assert torch.equal(getattr(back, f), getattr(bank, f))
+    assert back.anchors is None
     assert PseudoLabelBank.from_buffers(
         PseudoLabelBank.empty_buffers()) is None
     assert PseudoLabelBank.from_buffers({}) is None
+    # the anchors of a peak round travel with the bank (and so with every
+    # checkpoint); a state dict written before them reads as no anchors
+    bank.anchors = torch.rand(3, 4, 2, generator=g)
+    bufs = bank.to_buffers()
+    assert torch.equal(PseudoLabelBank.from_buffers(bufs).anchors,
+                       bank.anchors)
+    assert torch.equal(
+        PseudoLabelBank.from_state_dict(bank.state_dict()).anchors,
+        bank.anchors)
+    del bufs['anchors']
+    assert PseudoLabelBank.from_buffers(bufs).anchors is None
+    with pytest.raises(ValueError, match='anchors must be'):
+        PseudoLabelBank(keypoints=bank.keypoints, valid=bank.valid,
+                        labels=bank.labels, pose_labels=bank.pose_labels,
+                        anchors=bank.anchors[:2])
 
 
 def test_model_reads_the_bank_round_without_reading_its_buffers():
