@@ -39,6 +39,7 @@ T_CORNER = 'tests/test_clustering/test_corner_round.py'
 T_IPTS = 'tests/test_models/test_interest_points.py'
 T_LEARNABILITY = 'tests/test_tools/test_learnability.py'
 T_DIFFUSION = 'tests/test_diffusion/test_small_diffusion.py'
+T_DENSE = 'tests/test_clustering/test_dense_decoding.py'
 #: the end-to-end learning test, run with every training mutant
 T_LEARN = 'tests/test_engine/test_learning.py'
 
@@ -282,6 +283,15 @@ def _no_refinement(fn):
     return mutated
 
 
+def _anchors_dropped(fn):
+
+    def mutated(*args, **kwargs):
+        kwargs['anchors'] = None
+        return fn(*args, **kwargs)
+
+    return mutated
+
+
 def _no_floor(fn):
 
     def mutated(heat, kpts, scores, valid, thr, n, border):
@@ -422,6 +432,11 @@ MUTANTS: List[Mutant] = [
     Mutant('similarity_refinement_off',
            'dense exemplars are not refined on the similarity map',
            _method(f'{DECODER}.refine', _no_refinement), [T_DYN]),
+    Mutant('anchors_ignored',
+           "a later peak round re-estimates its centroids at their own "
+           'peaks, not at the anchors where the landmarks were chosen',
+           _function(f'{ROUND}:peak_pseudo_labels', _anchors_dropped),
+           [T_DENSE]),
     Mutant('candidate_floor_off',
            'a round keeps no candidates below the score threshold (a '
            'detector still learning starves it)',
